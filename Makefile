@@ -1,0 +1,26 @@
+# The two commands a user needs (see README):  make benchmark   and   make test
+.PHONY: benchmark test test-slow lint venv clean
+
+PY := .venv/bin/python
+
+venv:
+	@bash scripts/ensure_venv.sh
+
+# Main job: benchmark the scripted agents on every registered env's default panel.
+benchmark: venv
+	$(PY) tools/benchmark.py
+
+# Lint, then the default (fast) test suite.
+test: venv
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+# The slow cases too (every ScienceWorld task's gold path, long runs).
+test-slow: venv
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,39 @@
+"""mentorgym environments: real text-agent benchmarks behind one Gymnasium API.
+
+``import envs`` registers every id (see ``envs.registration``)::
+
+    import gymnasium as gym
+    import envs
+    gym.register_envs(envs)
+    env = gym.make("ScienceWorld-v0", split="test")
+"""
+
+from __future__ import annotations
+
+from envs.core import (
+    ADMISSIBLE_MODES,
+    INFO_KEYS,
+    BackendError,
+    TextEnv,
+    TextSpace,
+    Transition,
+)
+from envs.panels import Panel, default_panel, list_panels, load_panel
+from envs.registration import ENV_ENTRIES, register_all, registered_ids
+
+register_all()
+
+__all__ = [
+    "ADMISSIBLE_MODES",
+    "ENV_ENTRIES",
+    "INFO_KEYS",
+    "BackendError",
+    "Panel",
+    "TextEnv",
+    "TextSpace",
+    "Transition",
+    "default_panel",
+    "list_panels",
+    "load_panel",
+    "registered_ids",
+]

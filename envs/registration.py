@@ -1,0 +1,55 @@
+"""Registration of every mentorgym environment id with Gymnasium.
+
+``import envs`` calls :func:`register_all`. Entry points are strings, so a
+benchmark's heavy imports (the JVM bridge, TextWorld) happen at ``gym.make``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+__all__ = ["EnvEntry", "ENV_ENTRIES", "register_all", "registered_ids"]
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered id: where it lives, its default kwargs and turn cap."""
+
+    id: str
+    entry_point: str
+    max_episode_steps: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # external requirements, e.g. ("java",)
+
+
+ENV_ENTRIES: tuple[EnvEntry, ...] = (
+    # ScienceWorld's own step limit is 100 moves; the distillation recipes cap turns lower (30).
+    EnvEntry(
+        id="ScienceWorld-v0",
+        entry_point="envs.scienceworld.env:ScienceWorldEnv",
+        max_episode_steps=100,
+        needs=("java",),
+    ),
+)
+
+
+def register_all() -> None:
+    """Register every id in ``ENV_ENTRIES`` (idempotent)."""
+    for entry in ENV_ENTRIES:
+        if entry.id in gym.registry:
+            continue
+        gym.register(
+            id=entry.id,
+            entry_point=entry.entry_point,
+            max_episode_steps=entry.max_episode_steps,
+            kwargs=dict(entry.kwargs),
+            disable_env_checker=False,
+        )
+
+
+def registered_ids() -> list[str]:
+    """Every id this package registers, in registration order."""
+    return [entry.id for entry in ENV_ENTRIES]

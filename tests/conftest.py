@@ -1,0 +1,23 @@
+"""Shared pytest fixtures and markers."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import envs  # noqa: F401  (registers every id)
+from envs.registration import ENV_ENTRIES
+
+HAS_JAVA = shutil.which("java") is not None
+
+
+def entry_params() -> list:
+    """One pytest param per registered id, marked with what it needs."""
+    params = []
+    for entry in ENV_ENTRIES:
+        marks = []
+        if "java" in entry.needs:
+            marks += [pytest.mark.java, pytest.mark.skipif(not HAS_JAVA, reason="needs a Java runtime")]
+        params.append(pytest.param(entry.id, marks=marks, id=entry.id))
+    return params
