@@ -217,7 +217,9 @@ class TextEnv(gym.Env[str, str]):
     * ``_admissible_actions() -> list[str]``: valid actions now, honouring
       ``self.admissible_mode``; called only when the mode is not ``"none"``;
     * ``_expert_action() -> str | None``: the oracle's next action; called only
-      when the env was made with ``expert=True``.
+      when the env was made with ``expert=True``;
+    * optionally ``_extra_info()`` (env-specific info keys) and
+      ``_knows_task(task_id)`` (ids playable beyond the split's list).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi"], "render_fps": 4}
@@ -278,6 +280,10 @@ class TextEnv(gym.Env[str, str]):
     def _knows_task(self, task_id: str) -> bool:
         """Whether ``task_id`` outside the split's list can still be played."""
         return False
+
+    def _extra_info(self) -> dict[str, Any]:
+        """Env-specific ``info`` keys, added to every info (reset and step)."""
+        return {}
 
     # -- the Gymnasium API ----------------------------------------------------
 
@@ -401,6 +407,7 @@ class TextEnv(gym.Env[str, str]):
             "expert_action": expert_action,
             "turn": self._turn,
         }
+        info.update(self._extra_info())
         info.update(extra)
         return info
 

@@ -118,3 +118,16 @@ def test_text_space_accepts_natural_language_and_pickles() -> None:
     clone = pickle.loads(pickle.dumps(space))
     assert clone == space
     assert clone.sample() == space.sample()
+
+
+@pytest.mark.parametrize("env_id", entry_params())
+def test_async_vector_env_steps(env_id: str) -> None:
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="async")
+    try:
+        observations, infos = vec.reset(seed=7)
+        assert len(observations) == 2 and all(isinstance(o, str) and o for o in observations)
+        observations, rewards, terminated, truncated, infos = vec.step(("look", "look around"))
+        assert len(observations) == 2 and all(isinstance(o, str) and o for o in observations)
+        assert rewards.shape == (2,)
+    finally:
+        vec.close()

@@ -1,0 +1,51 @@
+"""tools/benchmark.py: the README's main job, on a small slice."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HAS_JAVA
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import benchmark  # noqa: E402
+
+
+@pytest.mark.java
+@pytest.mark.skipif(not HAS_JAVA, reason="needs a Java runtime")
+def test_benchmark_writes_results_and_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench.json"
+    code = benchmark.main(
+        ["--env", "ScienceWorld-v0", "--episodes", "2", "--out", str(out), "--quiet", "--max-steps", "30"]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    rows = {row["agent"]: row for row in report["results"]}
+    assert set(rows) == {"expert", "random"}
+    expert = rows["expert"]["summary"]
+    assert expert["episodes"] == 2 and expert["success_rate"] == 100.0 and expert["score"] == 100.0
+    assert rows["random"]["summary"]["success_rate"] < 100.0
+    for episode in rows["expert"]["episodes"]:
+        assert {"task_id", "turns", "score", "won", "wall_s"} <= set(episode)
+    assert rows["random"]["env_kwargs"]["admissible_actions"] == "full"
+    table = capsys.readouterr().out
+    assert "ScienceWorld-v0" in table and "SR %" in table
+    assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_benchmark_rejects_bad_arguments(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        benchmark.main(["--env", "NoSuchEnv-v0"])
+    assert "unknown env id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        benchmark.main(["--env-kwargs", "[1, 2]"])
+    assert benchmark.main(["--env", "ScienceWorld-v0", "--agent", "nosuch"]) == 2
+
+
+def test_benchmark_lists_ids_and_panels(capsys: pytest.CaptureFixture) -> None:
+    assert benchmark.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "ScienceWorld-v0" in out and "test-quick-v1 (default)" in out

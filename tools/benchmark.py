@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Benchmark agents on mentorgym environments over fixed task panels.
+
+With no arguments (the README's main job): the scripted expert and random
+agents on every registered environment that can run on this machine, each
+on its default panel. Prints a table, writes a JSON result file and a plot.
+
+Examples::
+
+    python tools/benchmark.py
+    python tools/benchmark.py --env ScienceWorld-v0 --panel test-v1 --agent random
+    python tools/benchmark.py --env ScienceWorld-v0 --agent mypkg.agents:MyAgent --episodes 5
+    python tools/benchmark.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import gymnasium as gym  # noqa: E402
+
+import envs  # noqa: E402
+from agents import agent_env_kwargs, make_agent  # noqa: E402
+from envs.evaluation import evaluate_panel, summarise  # noqa: E402
+from envs.fileio import atomic_write_json  # noqa: E402
+from envs.panels import list_panels, load_panel  # noqa: E402
+from envs.registration import ENV_ENTRIES  # noqa: E402
+
+gym.register_envs(envs)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="benchmark.py",
+        description="Run agents on mentorgym environments over fixed task panels; print a table "
+        "and write a JSON result file (per episode and per env/agent) and a PNG plot.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="ID",
+        help="environment id (repeatable). Default: every registered id that can run here "
+        "(ids needing Java are skipped when no Java runtime is found).",
+    )
+    parser.add_argument(
+        "--panel",
+        metavar="NAME|PATH",
+        help="task panel: a panel name of each env (see --list) or a panel JSON file. "
+        "Default: each env's default panel.",
+    )
+    parser.add_argument(
+        "--agent",
+        action="append",
+        metavar="SPEC",
+        help="agent to run (repeatable): 'expert', 'random', or 'package.module:ClassName'. "
+        "Default: expert and random.",
+    )
+    parser.add_argument(
+        "--episodes", type=int, metavar="N", help="play only the first N tasks of each panel"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed given to agents that take one")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="turn cap per episode (default: the id's registered max_episode_steps)",
+    )
+    parser.add_argument(
+        "--env-kwargs",
+        default="{}",
+        metavar="JSON",
+        help='extra gym.make keyword arguments, e.g. \'{"simplifications": "easy"}\'; they '
+        "override what an agent asks for",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="result JSON path (default: results/benchmark-<date>-<time>.json); "
+        "the plot goes beside it with a .png suffix",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--list", action="store_true", help="list env ids and their panels, then exit")
+    args = parser.parse_args(argv)
+    try:
+        args.env_kwargs = json.loads(args.env_kwargs)
+        if not isinstance(args.env_kwargs, dict):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+    if args.episodes is not None and args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error("--max-steps must be at least 1")
+    known = {entry.id for entry in ENV_ENTRIES}
+    for env_id in args.env or []:
+        if env_id not in known:
+            parser.error(f"unknown env id {env_id!r}; registered: {sorted(known)}")
+    return args
+
+
+def runnable_env_ids(requested: list[str] | None) -> tuple[list[str], list[str]]:
+    """(ids to run, notes about skipped ids)."""
+    notes, ids = [], []
+    for entry in ENV_ENTRIES:
+        if requested and entry.id not in requested:
+            continue
+        if "java" in entry.needs and shutil.which("java") is None:
+            notes.append(f"skipped {entry.id}: no Java runtime on this machine")
+            continue
+        ids.append(entry.id)
+    return ids, notes
+
+
+def resolve_panel(env_id: str, panel: str | None):
+    if panel and panel.endswith(".json"):
+        loaded = load_panel(panel)
+        if loaded.env_id != env_id:
+            raise SystemExit(f"panel {panel} is for {loaded.env_id}, not {env_id}")
+        return loaded
+    return load_panel(env_id, panel)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    headers = ["env", "panel", "agent", "episodes", "SR %", "Score", "turns", "invalid %", "steps/s", "wall s"]
+
+    def fmt(value: float, digits: int = 1) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+    lines = []
+    for row in rows:
+        s = row["summary"]
+        lines.append(
+            [
+                row["env_id"],
+                row["panel"],
+                row["agent"],
+                str(s["episodes"]),
+                fmt(s["success_rate"]),
+                fmt(s["score"]),
+                fmt(s["mean_turns"]),
+                fmt(100 * s["invalid_action_rate"]),
+                fmt(s["steps_per_s"], 0),
+                fmt(s["wall_s"]),
+            ]
+        )
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    left = {0, 1, 2}
+
+    def render(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([render(headers), render(["-" * w for w in widths])] + [render(line) for line in lines])
+
+
+def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    from envs.fileio import atomic_write_bytes
+
+    labels = [f"{r['env_id']}\n{r['agent']}" for r in rows]
+    sr = [r["summary"]["success_rate"] for r in rows]
+    score = [r["summary"]["score"] for r in rows]
+    positions = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
+    width = 0.4
+    ax.bar([p - width / 2 for p in positions], sr, width, label="Success rate %")
+    ax.bar([p + width / 2 for p in positions], score, width, label="Score")
+    ax.set_xticks(list(positions), labels, fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("percent")
+    ax.set_title("mentorgym benchmark")
+    ax.legend()
+    fig.tight_layout()
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for entry in ENV_ENTRIES:
+            panels = ", ".join(
+                f"{p.name}{' (default)' if p.default else ''} [{len(p.task_ids)}]" for p in list_panels(entry.id)
+            )
+            needs = f"  needs: {', '.join(entry.needs)}" if entry.needs else ""
+            print(f"{entry.id}  cap={entry.max_episode_steps}{needs}\n    panels: {panels}")
+        return 0
+
+    env_ids, notes = runnable_env_ids(args.env)
+    for note in notes:
+        print(note, file=sys.stderr)
+    if not env_ids:
+        print("nothing to run", file=sys.stderr)
+        return 1
+    agent_specs = args.agent or ["expert", "random"]
+    for spec in agent_specs:  # fail on a bad spec before any env starts
+        try:
+            make_agent(spec, seed=args.seed)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    panels = {}
+    for env_id in env_ids:
+        try:
+            panels[env_id] = resolve_panel(env_id, args.panel)
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
+    from tqdm import tqdm
+
+    total = sum(len(panels[e].task_ids[: args.episodes]) for e in env_ids) * len(agent_specs)
+    progress = tqdm(total=total, desc="episodes", unit="ep", disable=args.quiet, dynamic_ncols=True)
+    rows, started = [], time.perf_counter()
+    for env_id in env_ids:
+        panel = panels[env_id]
+        for spec in agent_specs:
+            agent = make_agent(spec, seed=args.seed)
+            env_kwargs = {**agent_env_kwargs(agent), **args.env_kwargs}
+            if args.max_steps is not None:
+                env_kwargs["max_episode_steps"] = args.max_steps
+            progress.set_postfix_str(f"{env_id} {spec}")
+            env = gym.make(env_id, split=panel.split, **env_kwargs)
+            try:
+                results = evaluate_panel(env, agent, panel, limit=args.episodes, on_episode=lambda _: progress.update())
+            finally:
+                env.close()
+            rows.append(
+                {
+                    "env_id": env_id,
+                    "panel": panel.name,
+                    "split": panel.split,
+                    "agent": spec,
+                    "env_kwargs": env_kwargs,
+                    "summary": summarise(results),
+                    "episodes": [r.to_dict() for r in results],
+                }
+            )
+    progress.close()
+
+    out = args.out or ROOT / "results" / f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    report = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(["tools/benchmark.py", *(argv if argv is not None else sys.argv[1:])]),
+        "wall_s": time.perf_counter() - started,
+        "results": rows,
+    }
+    atomic_write_json(out, report)
+    print()
+    print(format_table(rows))
+    print(f"\nresults: {out}")
+    if not args.no_plot:
+        plot = write_plot(rows, out.with_suffix(".png"))
+        if plot:
+            print(f"plot:    {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
