@@ -28,13 +28,17 @@ def make_agent(spec: str, *, seed: int | None = None) -> Agent:
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise ValueError(f"agent {spec!r}: cannot import module {module_name!r} ({error})") from None
+            raise ValueError(
+                f"agent {spec!r}: cannot import module {module_name!r} ({error})"
+            ) from None
         cls = getattr(module, class_name, None)
         if cls is None:
             raise ValueError(f"agent {spec!r}: module {module_name!r} has no {class_name!r}")
     else:
         known = ", ".join(sorted(BUILTIN_AGENTS))
-        raise ValueError(f"unknown agent {spec!r}: use one of {known}, or 'package.module:ClassName'")
+        raise ValueError(
+            f"unknown agent {spec!r}: use one of {known}, or 'package.module:ClassName'"
+        )
     kwargs = {}
     if seed is not None and "seed" in inspect.signature(cls).parameters:
         kwargs["seed"] = seed

@@ -8,7 +8,9 @@ Baselines, measured in this run on the same task and the same action sequence:
 * ``bare server.step``: the simulator's own step call and nothing else.
 
 Targets (issue 2): with the list off, at least 5x upstream's step rate and
-within 10% of the bare step. Also prints each JVM's resident memory.
+within 10% of the bare step. Also prints each JVM's resident memory, and the
+rate with FAST_JVM_OPTIONS (no deterministic identity hashing) to show what
+determinism costs.
 Usage: ``python benchmarks/bench_scienceworld.py [--steps 500] [--task boil/0]``.
 """
 
@@ -24,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402, F401
+from envs.scienceworld.simulator import FAST_JVM_OPTIONS  # noqa: E402
 from envs.scienceworld.tasks import parse_task_id  # noqa: E402
 
 # Actions that never end a boil episode; cycled so every contender runs the same inputs.
@@ -45,9 +48,13 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=300, help="timed steps per contender")
-    parser.add_argument("--rounds", type=int, default=15, help="contenders alternate in this many rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=15, help="contenders alternate in this many rounds"
+    )
     parser.add_argument("--task", default="boil/0", help="task id to step in")
     args = parser.parse_args()
 
@@ -58,8 +65,12 @@ def main() -> None:
     upstream.load(name, variation, "")
     upstream.reset()
     ours = {}
-    for mode in ("none", "compact", "full"):
-        env = gym.make("ScienceWorld-v0", admissible_actions=mode, max_episode_steps=None)
+    for mode in ("none", "compact", "full", "none, FAST_JVM_OPTIONS"):
+        extra = {"jvm_options": FAST_JVM_OPTIONS} if "FAST" in mode else {}
+        admissible = mode.split(",")[0]
+        env = gym.make(
+            "ScienceWorld-v0", admissible_actions=admissible, max_episode_steps=None, **extra
+        )
         env.reset(options={"task_id": args.task})
         ours[mode] = env
     bare_server = ours["none"].unwrapped.simulator.server
@@ -70,7 +81,10 @@ def main() -> None:
     }
     memory = {
         "upstream ScienceWorldEnv.step (always full list)": upstream._gateway.java_process.pid,
-        **{f"ScienceWorld-v0 admissible_actions={m!r}": e.unwrapped.simulator.pid for m, e in ours.items()},
+        **{
+            f"ScienceWorld-v0 admissible_actions={m!r}": e.unwrapped.simulator.pid
+            for m, e in ours.items()
+        },
     }
     elapsed = dict.fromkeys(contenders, 0.0)
     per_round = max(1, args.steps // args.rounds)
@@ -93,11 +107,15 @@ def main() -> None:
     base = rates["upstream ScienceWorldEnv.step (always full list)"]
     bare = rates["bare simulator server.step (same JVM as 'none')"]
     none = rates["ScienceWorld-v0 admissible_actions='none'"]
-    print(f"task {args.task}, {per_round * args.rounds} steps per contender in {args.rounds} rounds\n")
-    print(f"{'contender':<52} {'steps/s':>9} {'x upstream':>11} {'x bare':>8} {'JVM RSS MB':>11}")
+    print(
+        f"task {args.task}, {per_round * args.rounds} steps per contender in {args.rounds} rounds\n"
+    )
+    print(f"{'contender':<62} {'steps/s':>9} {'x upstream':>11} {'x bare':>8} {'JVM RSS MB':>11}")
     for label, rate in rates.items():
         memory_text = f"{rss[label]:.0f}" if label in rss else "-"
-        print(f"{label:<52} {rate:>9.0f} {rate / base:>11.2f} {rate / bare:>8.2f} {memory_text:>11}")
+        print(
+            f"{label:<62} {rate:>9.0f} {rate / base:>11.2f} {rate / bare:>8.2f} {memory_text:>11}"
+        )
     print(
         f"\nheadline: admissible_actions='none' runs {none / base:.1f}x upstream's step "
         f"(target >= 5x) and {none / bare:.2f}x the bare simulator step (target >= 0.90)"

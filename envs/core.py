@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
@@ -117,7 +118,9 @@ class TextSpace(gym.spaces.Text):
         if mask is not None or probability is not None:
             return super().sample(mask=mask, probability=probability)
         n_words = int(self.np_random.integers(1, 6))
-        words = [self.vocabulary[i] for i in self.np_random.integers(len(self.vocabulary), size=n_words)]
+        words = [
+            self.vocabulary[i] for i in self.np_random.integers(len(self.vocabulary), size=n_words)
+        ]
         text = " ".join(words)[: self.max_length]
         if len(text) < self.min_length:
             text = text + "a" * (self.min_length - len(text))
@@ -148,14 +151,41 @@ def _create_text_shared_memory(space: TextSpace, n: int = 1, ctx: Any = None) ->
     return ctx.Array(np.dtype(np.uint32).char, n * space.max_length)
 
 
+class SharedTextBatch(Sequence[str]):
+    """A live, read-only view of N strings in an async vector env's shared memory.
+
+    Gymnasium's AsyncVectorEnv reads the shared buffer once, when it is built,
+    and relies on the result being a view that later writes show through
+    (true of numpy arrays, not of str). This sequence decodes on access, so it
+    always shows the latest observations; ``copy.deepcopy`` (what the vector
+    env returns by default) snapshots it into a plain tuple.
+    """
+
+    def __init__(self, shared_memory: Any, n: int, max_length: int) -> None:
+        self._codes = np.frombuffer(shared_memory.get_obj(), dtype=np.uint32).reshape(n, max_length)
+
+    def __len__(self) -> int:
+        return int(self._codes.shape[0])
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        row = self._codes[index]
+        return row[: int(np.count_nonzero(row))].tobytes().decode("utf-32-le")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __repr__(self) -> str:
+        return f"SharedTextBatch({tuple(self)!r})"
+
+
 @read_from_shared_memory.register(TextSpace)
-def _read_text_shared_memory(space: TextSpace, shared_memory: Any, n: int = 1) -> tuple[str, ...]:
-    data = np.frombuffer(shared_memory.get_obj(), dtype=np.uint32).reshape(n, space.max_length)
-    texts = []
-    for row in data:
-        length = int(np.count_nonzero(row))
-        texts.append(row[:length].tobytes().decode("utf-32-le"))
-    return tuple(texts)
+def _read_text_shared_memory(space: TextSpace, shared_memory: Any, n: int = 1) -> SharedTextBatch:
+    return SharedTextBatch(shared_memory, n, space.max_length)
 
 
 @write_to_shared_memory.register(TextSpace)

@@ -42,7 +42,9 @@ class EpisodeResult:
         return asdict(self)
 
 
-def play_episode(env: gym.Env, agent: Any, *, task_id: str, seed: int, env_id: str = "") -> EpisodeResult:
+def play_episode(
+    env: gym.Env, agent: Any, *, task_id: str, seed: int, env_id: str = ""
+) -> EpisodeResult:
     """Play ``task_id`` with ``agent`` until the episode terminates or is truncated."""
     started = time.perf_counter()
     observation, info = env.reset(seed=seed, options={"task_id": task_id})
@@ -87,7 +89,9 @@ def evaluate_panel(
     """Play the panel's tasks in order (the first ``limit`` only, if given)."""
     results = []
     for index, task_id in enumerate(panel.task_ids[:limit]):
-        result = play_episode(env, agent, task_id=task_id, seed=panel.seed_for(index), env_id=panel.env_id)
+        result = play_episode(
+            env, agent, task_id=task_id, seed=panel.seed_for(index), env_id=panel.env_id
+        )
         results.append(result)
         if on_episode is not None:
             on_episode(result)

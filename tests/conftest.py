@@ -18,6 +18,9 @@ def entry_params() -> list:
     for entry in ENV_ENTRIES:
         marks = []
         if "java" in entry.needs:
-            marks += [pytest.mark.java, pytest.mark.skipif(not HAS_JAVA, reason="needs a Java runtime")]
+            marks += [
+                pytest.mark.java,
+                pytest.mark.skipif(not HAS_JAVA, reason="needs a Java runtime"),
+            ]
         params.append(pytest.param(entry.id, marks=marks, id=entry.id))
     return params

@@ -19,7 +19,17 @@ import benchmark  # noqa: E402
 def test_benchmark_writes_results_and_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench.json"
     code = benchmark.main(
-        ["--env", "ScienceWorld-v0", "--episodes", "2", "--out", str(out), "--quiet", "--max-steps", "30"]
+        [
+            "--env",
+            "ScienceWorld-v0",
+            "--episodes",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--max-steps",
+            "30",
+        ]
     )
     assert code == 0
     report = json.loads(out.read_text())

@@ -55,7 +55,14 @@ def test_hostile_actions_never_crash(env_id: str) -> None:
             assert isinstance(obs, str) and obs, name
             assert env.observation_space.contains(obs), name
             assert_info_contract(env, info)
-            if name in ("empty", "one-megabyte", "binary-bytes", "nul-and-controls", "none", "integer"):
+            if name in (
+                "empty",
+                "one-megabyte",
+                "binary-bytes",
+                "nul-and-controls",
+                "none",
+                "integer",
+            ):
                 assert info["invalid_action"], name
                 assert reward == 0.0, name
                 assert info["score"] == score_before, name

@@ -64,7 +64,13 @@ def test_gold_path_wins_on_every_task(task: str) -> None:
     if not HAS_JAVA:
         pytest.skip("needs a Java runtime")
     variation = next(t for t in tasks() if t.name == task).variations["test"][0]
-    env = gym.make("ScienceWorld-v0", split="test", expert=True, admissible_actions="none", max_episode_steps=400)
+    env = gym.make(
+        "ScienceWorld-v0",
+        split="test",
+        expert=True,
+        admissible_actions="none",
+        max_episode_steps=400,
+    )
     try:
         total, info, _ = play_gold(env, f"{task}/{variation}")
         assert info["won"] and info["score"] == 1.0 and total == pytest.approx(1.0)
@@ -128,7 +134,10 @@ def test_admissible_modes_and_action_types() -> None:
     try:
         task = {"options": {"task_id": "chemistry-mix-paint-secondary-color/27"}}
         _, info_c = compact.reset(**task)
-        assert "open OBJ" in info_c["admissible_actions"] and "look around" in info_c["admissible_actions"]
+        assert (
+            "open OBJ" in info_c["admissible_actions"]
+            and "look around" in info_c["admissible_actions"]
+        )
         assert "agent" in info_c["objects"] and all(isinstance(o, str) for o in info_c["objects"])
         _, info_f = full.reset(**task)
         assert len(info_f["admissible_actions"]) > 100
@@ -179,7 +188,9 @@ def test_a_killed_jvm_ends_the_episode_and_reset_recovers() -> None:
         assert obs == "The door is now open."
     finally:
         env.close()
-    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == psutil.STATUS_ZOMBIE
+    )
 
 
 def test_missing_java_fails_at_make_with_install_advice(monkeypatch: pytest.MonkeyPatch) -> None:

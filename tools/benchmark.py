@@ -16,6 +16,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import shutil
@@ -51,8 +52,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--env",
         action="append",
         metavar="ID",
-        help="environment id (repeatable). Default: every registered id that can run here "
+        help="environment id (repeatable). Default: every mentorgym id that can run here "
         "(ids needing Java are skipped when no Java runtime is found).",
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first (repeatable), e.g. one that registers your own env ids",
     )
     parser.add_argument(
         "--panel",
@@ -92,7 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--list", action="store_true", help="list env ids and their panels, then exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list env ids and their panels, then exit"
+    )
     args = parser.parse_args(argv)
     try:
         args.env_kwargs = json.loads(args.env_kwargs)
@@ -104,23 +115,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--episodes must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error("--max-steps must be at least 1")
-    known = {entry.id for entry in ENV_ENTRIES}
+    for module in args.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            parser.error(f"--import {module}: {error}")
     for env_id in args.env or []:
-        if env_id not in known:
-            parser.error(f"unknown env id {env_id!r}; registered: {sorted(known)}")
+        if env_id not in gym.registry:
+            known = sorted(entry.id for entry in ENV_ENTRIES)
+            parser.error(f"unknown env id {env_id!r}; mentorgym registers {known}")
     return args
 
 
 def runnable_env_ids(requested: list[str] | None) -> tuple[list[str], list[str]]:
     """(ids to run, notes about skipped ids)."""
+    needs = {entry.id: entry.needs for entry in ENV_ENTRIES}
     notes, ids = [], []
-    for entry in ENV_ENTRIES:
-        if requested and entry.id not in requested:
+    for env_id in requested or list(needs):
+        if "java" in needs.get(env_id, ()) and shutil.which("java") is None:
+            notes.append(f"skipped {env_id}: no Java runtime on this machine")
             continue
-        if "java" in entry.needs and shutil.which("java") is None:
-            notes.append(f"skipped {entry.id}: no Java runtime on this machine")
-            continue
-        ids.append(entry.id)
+        ids.append(env_id)
     return ids, notes
 
 
@@ -134,10 +149,25 @@ def resolve_panel(env_id: str, panel: str | None):
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    headers = ["env", "panel", "agent", "episodes", "SR %", "Score", "turns", "invalid %", "steps/s", "wall s"]
+    headers = [
+        "env",
+        "panel",
+        "agent",
+        "episodes",
+        "SR %",
+        "Score",
+        "turns",
+        "invalid %",
+        "steps/s",
+        "wall s",
+    ]
 
     def fmt(value: float, digits: int = 1) -> str:
-        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+        return (
+            "-"
+            if value is None or (isinstance(value, float) and math.isnan(value))
+            else f"{value:.{digits}f}"
+        )
 
     lines = []
     for row in rows:
@@ -160,9 +190,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     left = {0, 1, 2}
 
     def render(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
-    return "\n".join([render(headers), render(["-" * w for w in widths])] + [render(line) for line in lines])
+    return "\n".join(
+        [render(headers), render(["-" * w for w in widths])] + [render(line) for line in lines]
+    )
 
 
 def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -202,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for entry in ENV_ENTRIES:
             panels = ", ".join(
-                f"{p.name}{' (default)' if p.default else ''} [{len(p.task_ids)}]" for p in list_panels(entry.id)
+                f"{p.name}{' (default)' if p.default else ''} [{len(p.task_ids)}]"
+                for p in list_panels(entry.id)
             )
             needs = f"  needs: {', '.join(entry.needs)}" if entry.needs else ""
             print(f"{entry.id}  cap={entry.max_episode_steps}{needs}\n    panels: {panels}")
@@ -244,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             progress.set_postfix_str(f"{env_id} {spec}")
             env = gym.make(env_id, split=panel.split, **env_kwargs)
             try:
-                results = evaluate_panel(env, agent, panel, limit=args.episodes, on_episode=lambda _: progress.update())
+                results = evaluate_panel(
+                    env, agent, panel, limit=args.episodes, on_episode=lambda _: progress.update()
+                )
             finally:
                 env.close()
             rows.append(

@@ -14,7 +14,14 @@ import os
 import shutil
 from typing import Any
 
-__all__ = ["DEFAULT_JVM_OPTIONS", "FAST_JVM_OPTIONS", "JavaNotFoundError", "Simulator", "SimulatorDied", "find_java"]
+__all__ = [
+    "DEFAULT_JVM_OPTIONS",
+    "FAST_JVM_OPTIONS",
+    "JavaNotFoundError",
+    "Simulator",
+    "SimulatorDied",
+    "find_java",
+]
 
 #: Heap cap and a single-threaded collector: ~200 MB per env and no speed loss (measured).
 FAST_JVM_OPTIONS: tuple[str, ...] = ("-Xmx256m", "-XX:+UseSerialGC")

@@ -78,7 +78,9 @@ def parse_task_id(task_id: str) -> tuple[str, int]:
     name, sep, variation = task_id.rpartition("/")
     known = {t.name: t for t in tasks()}
     if not sep or name not in known or not variation.isdigit():
-        raise ValueError(f"not a ScienceWorld task id: {task_id!r} (expected '<task-name>/<variation>')")
+        raise ValueError(
+            f"not a ScienceWorld task id: {task_id!r} (expected '<task-name>/<variation>')"
+        )
     index = int(variation)
     total = sum(len(v) for v in known[name].variations.values())
     if index >= total:
