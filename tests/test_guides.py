@@ -64,3 +64,13 @@ def test_writing_an_agent_guide_runs(
         assert namespace["summary"]["episodes"] == 2
     finally:
         gym.registry.pop(env_id, None)
+
+
+def test_multiagent_guide_runs() -> None:
+    if "ToolMath-v0" not in gym.registry:
+        pytest.skip("ToolMath-v0 is not registered")
+    namespace: dict = {"__name__": "guide_multiagent", "ENV_ID": "ToolMath-v0"}
+    for block in python_blocks("multiagent.md"):
+        exec(compile(block, "multiagent.md", "exec"), namespace)
+    assert set(namespace["turns"]) <= {"teacher", "student"} and namespace["turns"]
+    assert namespace["won"] == {"task_0": True, "task_1": True}
