@@ -1,0 +1,119 @@
+"""Training metrics: JSONL (always), TensorBoard (when installed), and a learning-curve PNG.
+
+``MetricsLog(run_dir)`` appends one JSON object per ``log(step, **values)``
+to ``run_dir/metrics.jsonl`` and mirrors scalars to TensorBoard under
+``run_dir/tensorboard``. On resume, rows after the checkpoint's step are
+dropped first, so the file reads as one uninterrupted run. ``plot_curves``
+draws every numeric metric against the step into ``run_dir/curves.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from envs.fileio import atomic_write_bytes, atomic_write_text
+
+__all__ = ["MetricsLog", "plot_curves", "read_metrics"]
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl file (a torn last line, from a kill mid-write, is skipped)."""
+    rows = []
+    path = Path(path)
+    if not path.exists():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+class MetricsLog:
+    """Append-only metrics of one run (see the module docstring)."""
+
+    def __init__(
+        self, run_dir: str | Path, *, resume_step: int | None = None, tensorboard: bool = True
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "metrics.jsonl"
+        if resume_step is not None:
+            kept = [row for row in read_metrics(self.path) if row.get("step", -1) <= resume_step]
+            atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
+        elif self.path.exists():
+            self.path.unlink()
+        self._file = self.path.open("a")
+        self._writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(
+                    log_dir=str(self.run_dir / "tensorboard"), purge_step=resume_step
+                )
+            except ImportError:  # tensorboard is optional
+                self._writer = None
+
+    def log(self, step: int, **values: Any) -> None:
+        row = {"step": int(step), **values}
+        self._file.write(json.dumps(row, default=float) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for key, value in values.items():
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                ):
+                    self._writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def plot_curves(run_dir: str | Path, *, title: str = "") -> Path | None:
+    """Plot every numeric metric of ``run_dir/metrics.jsonl`` against the step (one panel each)."""
+    rows = read_metrics(Path(run_dir) / "metrics.jsonl")
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                series[key].append((row["step"], float(value)))
+    if not series:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = sorted(series)
+    columns = min(3, len(names))
+    rows_count = math.ceil(len(names) / columns)
+    fig, axes = plt.subplots(
+        rows_count, columns, figsize=(4.5 * columns, 3 * rows_count), squeeze=False
+    )
+    for ax, name in zip(axes.flat, names):
+        steps, values = zip(*series[name])
+        ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(Path(run_dir) / "curves.png", buffer.getvalue())
