@@ -33,6 +33,23 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         max_episode_steps=100,
         needs=("java",),
     ),
+    # Tool envs: the env itself ends an episode after 5 tool turns (MENTOR's cap) plus the
+    # final answer; the step cap leaves 2 more turns for completions that are neither.
+    EnvEntry(
+        id="ToolMath-v0",
+        entry_point="envs.tooluse.toolmath:ToolMathEnv",
+        max_episode_steps=8,
+    ),
+    EnvEntry(
+        id="FunctionCall-v0",
+        entry_point="envs.tooluse.functioncall:FunctionCallEnv",
+        max_episode_steps=8,
+    ),
+    EnvEntry(
+        id="SearchQA-v0",
+        entry_point="envs.tooluse.searchqa:SearchQAEnv",
+        max_episode_steps=8,
+    ),
 )
 
 
