@@ -33,6 +33,12 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         max_episode_steps=100,
         needs=("java",),
     ),
+    # Guided-OPD caps WebShop episodes at 15 turns (the expert needs 3 to 5 on shipped goals).
+    EnvEntry(
+        id="WebShop-v0",
+        entry_point="envs.webshop.env:WebShopEnv",
+        max_episode_steps=15,
+    ),
     # Tool envs: the env itself ends an episode after 5 tool turns (MENTOR's cap) plus the
     # final answer; the step cap leaves 2 more turns for completions that are neither.
     EnvEntry(
