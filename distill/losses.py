@@ -27,6 +27,7 @@ __all__ = [
     "nll_loss",
     "opd_loss",
     "ppo_clip_surrogate",
+    "reverse_kl_per_position",
 ]
 
 AGGREGATIONS: tuple[str, ...] = ("token-mean", "seq-mean-token-mean")
@@ -102,10 +103,16 @@ def full_vocab_reverse_kl(
             f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
             f"{tuple(teacher_logits.shape)} (the vocabularies must be the same)"
         )
+    return aggregate(reverse_kl_per_position(student_logits, teacher_logits), mask, aggregation)
+
+
+def reverse_kl_per_position(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor
+) -> torch.Tensor:
+    """``sum_v pi_S(v) (log pi_S(v) - log pi_T(v))`` at each position (teacher held constant)."""
     log_student = torch.log_softmax(student_logits.float(), dim=-1)
     log_teacher = torch.log_softmax(teacher_logits.detach().float(), dim=-1)
-    per_position = (log_student.exp() * (log_student - log_teacher)).sum(dim=-1)
-    return aggregate(per_position, mask, aggregation)
+    return (log_student.exp() * (log_student - log_teacher)).sum(dim=-1)
 
 
 def kl_k3(logp: torch.Tensor, logp_ref: torch.Tensor) -> torch.Tensor:

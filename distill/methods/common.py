@@ -1,0 +1,120 @@
+"""Helpers every method uses: turning rollouts into examples, and rollout statistics."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from distill.batching import Example
+from distill.rollout import Rollout, RolloutRequest, score_with_teacher
+from envs.multiagent.selectors import FixedSelector, Selector
+
+__all__ = ["collect", "reference_rollouts", "rollout_metrics", "scored", "turn_examples"]
+
+
+def turn_examples(
+    rollouts: Sequence[Rollout],
+    losses: Mapping[str, tuple[str, float]],
+    *,
+    advantages: Sequence[float] | None = None,
+) -> list[Example]:
+    """One example per trained turn whose actor has a loss in ``losses`` ({actor: (kind, weight)})."""
+    examples = []
+    for r, rollout in enumerate(rollouts):
+        for turn in rollout.turns:
+            if not turn.trained or turn.actor not in losses or not turn.completion_ids:
+                continue
+            kind, weight = losses[turn.actor]
+            if kind == "none":
+                continue
+            examples.append(
+                Example(
+                    prompt_ids=turn.prompt_ids,
+                    completion_ids=turn.completion_ids,
+                    loss=kind,
+                    weight=weight,
+                    # pi_old is the sampling student; other actors' turns use the current student
+                    logp_old=turn.sample_logprobs if turn.actor == "student" else None,
+                    logp_teacher=turn.teacher_logprobs,
+                    advantage=float(advantages[r]) if advantages is not None else 0.0,
+                    meta={"actor": turn.actor, "task_id": rollout.task_id},
+                )
+            )
+    return examples
+
+
+def collect(
+    ctx: Any,
+    step: int,
+    tasks: Sequence[str],
+    selector_for: Any,
+    *,
+    max_turns: int | None = None,
+    groups: Sequence[int] | None = None,
+    replay: Sequence[list[str] | None] | None = None,
+    indices: Sequence[int] | None = None,
+) -> list[Rollout]:
+    """Play one rollout per task of this rank; ``selector_for(index)`` gives each one's selector.
+
+    Rollouts are numbered by their global index across ranks (or by ``indices``
+    for work every rank repeats), which seeds the env reset and the sampling.
+    ``groups`` gives several rollouts one group: same task and reset seed,
+    different samples (GRPO).
+    """
+    requests = []
+    for index, task in enumerate(tasks):
+        if indices is not None:
+            number = indices[index]
+        else:
+            number = ctx.global_index(groups[index] if groups is not None else index)
+        member = groups[:index].count(groups[index]) if groups is not None else 0
+        requests.append(
+            RolloutRequest(
+                task_id=task,
+                seed=ctx.rollout_seed(step, number),
+                selector=selector_for(index),
+                max_turns=max_turns if max_turns is not None else ctx.config.turn_cap(),
+                group=number * 1_000 + member,
+                replay_actions=replay[index] if replay is not None else None,
+            )
+        )
+    return ctx.collector.collect(requests)
+
+
+def scored(ctx: Any, rollouts: Sequence[Rollout]) -> float:
+    """Teacher log-probs of the student turns; returns the seconds it took."""
+    started = time.perf_counter()
+    score_with_teacher(ctx.teacher, rollouts)
+    return time.perf_counter() - started
+
+
+def rollout_metrics(rollouts: Sequence[Rollout]) -> dict[str, float]:
+    n = max(len(rollouts), 1)
+    turns = [t for r in rollouts for t in r.turns]
+    return {
+        "train_sr": 100.0 * sum(r.won for r in rollouts) / n,
+        "train_score": 100.0 * sum(r.score for r in rollouts) / n,
+        "turns_per_rollout": len(turns) / n,
+        "student_turn_fraction": sum(t.actor == "student" for t in turns) / max(len(turns), 1),
+        "completion_tokens": float(sum(len(t.completion_ids) for t in turns)),
+    }
+
+
+def reference_rollouts(ctx: Any, tasks: Sequence[str], who: str) -> dict[str, Rollout]:
+    """One reference episode per task by ``who`` (``expert`` or ``teacher``), cached in ``ctx.cache``."""
+    cache = ctx.cache.setdefault("references", {})
+    missing = [t for t in dict.fromkeys(tasks) if t not in cache]
+    if missing:
+        selector: Selector = FixedSelector(who, agents=("student", "teacher", "expert", "replay"))
+        # Seeded by the task itself, so every rank and every resume gets the same reference.
+        indices = [zlib.crc32(task.encode()) for task in missing]
+        rollouts = collect(ctx, -1, missing, lambda _i: selector, indices=indices)
+        for task, rollout in zip(missing, rollouts):
+            cache[task] = {
+                "won": rollout.won,
+                "actions": rollout.actions_of(who),
+                "action_types": rollout.action_types_of(who),
+            }
+    return {t: cache[t] for t in tasks}

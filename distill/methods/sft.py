@@ -1,0 +1,59 @@
+"""SFT (spec section 1): NLL of teacher or expert completions, successful trajectories only.
+
+``prepare`` collects ``demo_episodes`` demonstrations once (cached in the
+checkpoint); each step trains on the next ``rollouts_per_step`` turns of a
+seeded shuffle of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from distill.batching import Example
+from distill.methods.common import collect, rollout_metrics, turn_examples
+from envs.multiagent.selectors import FixedSelector
+
+NEEDS_TEACHER = False
+
+
+def prepare(ctx: Any) -> None:
+    config = ctx.config
+    if "demos" in ctx.cache:
+        return
+    who = config.demonstrator
+    if who == "teacher" and ctx.teacher is None:
+        raise ValueError("sft with demonstrator=teacher needs a teacher")
+    selector = FixedSelector(who, agents=("student", "teacher", "expert", "replay"))
+    # Every rank gathers the same demonstrations; each step then splits the batch across ranks.
+    tasks = ctx.sample_tasks(-1, config.demo_episodes, share=False)
+    rollouts = collect(ctx, -1, tasks, lambda _i: selector, indices=list(range(len(tasks))))
+    kept = [r for r in rollouts if r.won or not config.successful_only]
+    examples = turn_examples(kept, {who: ("forward_kl", 1.0)})
+    ctx.cache["demos"] = [(e.prompt_ids, e.completion_ids) for e in examples]
+    ctx.cache["demo_stats"] = {**rollout_metrics(rollouts), "demo_turns": float(len(examples))}
+    if not examples:
+        raise RuntimeError(
+            f"no {who} demonstrations were kept (successful_only={config.successful_only})"
+        )
+
+
+def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]:
+    demos = ctx.cache["demos"]
+    per_step = ctx.config.rollouts_per_step
+    epoch, offset = divmod(step * per_step, len(demos))
+    order: list[int] = []
+    while len(order) < per_step:
+        permutation = np.random.default_rng([ctx.config.seed, epoch]).permutation(len(demos))
+        order.extend(int(i) for i in permutation[offset:])
+        epoch, offset = epoch + 1, 0
+    chosen = order[:per_step][ctx.rank :: ctx.world_size]
+    examples = [
+        Example(prompt_ids=demos[i][0], completion_ids=demos[i][1], loss="forward_kl")
+        for i in chosen
+    ]
+    return examples, {
+        "epoch": float(step * per_step / len(demos)),
+        **ctx.cache.get("demo_stats", {}),
+    }

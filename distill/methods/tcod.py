@@ -1,0 +1,62 @@
+"""TCOD (spec section 4): temporal curricula over the horizon, pace eta.
+
+F2B: the student's rollout is cut after k = min(1 + floor(s / eta), T_max)
+turns; every turn gets the OPD loss. B2F: replay the first
+max(0, L - 1 - floor(s / eta)) actions of a successful reference trajectory
+(length L) with no loss, then the student acts to the end; only student
+turns are trained. Tasks with no successful reference get a full student
+rollout. Evaluation always uses the full horizon.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.batching import Example
+from distill.methods.common import (
+    collect,
+    reference_rollouts,
+    rollout_metrics,
+    scored,
+    turn_examples,
+)
+from envs.multiagent.selectors import FixedSelector, PrefixSelector
+
+NEEDS_TEACHER = True
+NEEDS_SHARED_VOCAB = True
+
+
+def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]:
+    config = ctx.config
+    cap = config.turn_cap()
+    tasks = ctx.sample_tasks(step, config.rollouts_per_step)
+    metrics: dict[str, float] = {}
+    if config.variant == "f2b":
+        horizon = min(1 + step // config.pace, cap)
+        rollouts = collect(ctx, step, tasks, lambda _i: FixedSelector("student"), max_turns=horizon)
+        metrics["horizon"] = float(horizon)
+    elif config.variant == "b2f":
+        references = reference_rollouts(ctx, tasks, config.reference)
+        replay, prefixes = [], []
+        for task in tasks:
+            reference = references[task]
+            if reference["won"]:
+                length = len(reference["actions"])
+                prefixes.append(max(0, length - 1 - step // config.pace))
+                replay.append(reference["actions"])
+            else:
+                prefixes.append(0)
+                replay.append(None)
+        rollouts = collect(
+            ctx,
+            step,
+            tasks,
+            lambda i: PrefixSelector(prefixes[i], agents=("replay", "student")),
+            replay=replay,
+        )
+        metrics["replayed_turns"] = sum(prefixes) / max(len(prefixes), 1)
+    else:
+        raise ValueError(f"unknown TCOD variant {config.variant!r}; choose f2b or b2f")
+    scoring = scored(ctx, rollouts)
+    examples = turn_examples(rollouts, {"student": ("reverse_kl", 1.0)})
+    return examples, {**rollout_metrics(rollouts), **metrics, "time_scoring_s": scoring}

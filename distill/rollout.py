@@ -1,0 +1,336 @@
+"""Rollout collection: many envs at once, a selector deciding who acts each turn.
+
+``RolloutCollector.collect(requests)`` plays one episode per request in an
+``EnvPool``. At every turn of every live episode the request's selector names
+the actor (``student``, ``teacher``, ``expert`` or ``replay``); the actors
+act for all their episodes in one batched call on shared ``EpisodeState``
+histories (``take_turns``), the actions are stepped together, and each turn
+is recorded with its actor, token ids, the sampling log-probs, observation,
+reward and info. ``score_with_teacher`` then fills the teacher's log-probs of
+the student's tokens, a whole trajectory per forward pass where prompts
+extend each other.
+
+Actors are language-model agents (``agents.HFAgent``: anything with
+``take_turns(states, seeds=)``) or scripted: ``ExpertTurns`` (the env's
+oracle, ``info["expert_action"]``) and ``ReplayTurns`` (a fixed action list,
+for TCOD-B2F prefixes). Scripted turns are written as completions in the
+student's format and tokenized by the student, so they can be trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agents.prompts import EpisodeState
+from agents.trajectory import AgentTurn
+from envs.multiagent.selectors import FixedSelector, Selector
+from envs.pool import EnvPool
+
+__all__ = [
+    "ExpertTurns",
+    "ReplayTurns",
+    "Rollout",
+    "RolloutCollector",
+    "RolloutRequest",
+    "Turn",
+    "TurnTaker",
+    "score_with_teacher",
+    "scripted_completion",
+]
+
+
+class TurnTaker(Protocol):
+    """An actor of a rollout: one turn for each episode state given."""
+
+    def take_turns(
+        self, states: Sequence[EpisodeState], *, seeds: Sequence[int | None] | None = None
+    ) -> list[AgentTurn]: ...
+
+
+@dataclass
+class Turn:
+    """One recorded turn of a rollout.
+
+    ``sample_logprobs``: per-token log-probs under the actor that sampled the
+    completion (log pi_old for student turns; the teacher's own for teacher
+    turns); None for scripted turns. ``teacher_logprobs``: the teacher's
+    log-probs of these tokens, filled by ``score_with_teacher``. ``trained``:
+    False for turns no loss may use (a replayed prefix).
+    """
+
+    actor: str
+    prompt_ids: list[int]
+    completion_ids: list[int]
+    completion: str
+    action: str
+    observation: str
+    reward: float
+    score: float
+    action_type: str
+    invalid_action: bool
+    finished: bool  # the completion ended properly (stop string or end of sequence)
+    sample_logprobs: list[float] | None = None
+    teacher_logprobs: list[float] | None = None
+    trained: bool = True
+
+
+@dataclass
+class Rollout:
+    """One episode: its turns and outcome."""
+
+    env_id: str
+    task_id: str
+    seed: int | None
+    group: int
+    turns: list[Turn] = field(default_factory=list)
+    won: bool = False
+    score: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    tools: list[str] = field(default_factory=list)  # tool names the env offered (tool tasks)
+    state: EpisodeState | None = None
+
+    def actions_of(self, actor: str) -> list[str]:
+        return [turn.action for turn in self.turns if turn.actor == actor]
+
+    def action_types_of(self, actor: str) -> list[str]:
+        return [turn.action_type for turn in self.turns if turn.actor == actor]
+
+
+@dataclass
+class RolloutRequest:
+    """One episode to play: the task, its reset seed, who acts, and for how long."""
+
+    task_id: str
+    seed: int | None = None
+    selector: Selector = field(default_factory=lambda: FixedSelector("student"))
+    max_turns: int = 30
+    group: int = 0  # rollouts of the same task for GRPO share a group
+    replay_actions: list[str] | None = None  # what a "replay" actor says, in order
+
+
+def scripted_completion(action: str, family: str) -> str:
+    """How a scripted actor's action is written as a completion in the student's format."""
+    return action if family == "tool" else f"<think></think>\n<action>{action}</action>"
+
+
+class ExpertTurns:
+    """The env's oracle as an actor: ``info["expert_action"]`` (the env needs ``expert=True``)."""
+
+    actor = "expert"
+
+    def __init__(self, student: Any, fallback: str = "look") -> None:
+        self.student, self.fallback = student, fallback
+        # The oracle's next action per episode (EpisodeState keeps only prompt-relevant info).
+        self.next_actions: dict[int, str | None] = {}
+
+    def take_turns(self, states: Sequence[EpisodeState], *, seeds: Any = None) -> list[AgentTurn]:
+        return [
+            _scripted_turn(
+                self.student, state, self.next_actions.get(id(state)) or self.fallback, self.actor
+            )
+            for state in states
+        ]
+
+
+class ReplayTurns:
+    """Replays each episode's ``replay_actions`` (a reference prefix, TCOD-B2F)."""
+
+    actor = "replay"
+
+    def __init__(self, student: Any) -> None:
+        self.student = student
+        self.actions: dict[int, list[str]] = {}
+
+    def take_turns(self, states: Sequence[EpisodeState], *, seeds: Any = None) -> list[AgentTurn]:
+        turns = []
+        for state in states:
+            actions = self.actions.get(id(state), [])
+            action = actions[state.turns_taken] if state.turns_taken < len(actions) else "look"
+            turns.append(_scripted_turn(self.student, state, action, self.actor))
+        return turns
+
+
+def _scripted_turn(student: Any, state: EpisodeState, action: str, actor: str) -> AgentTurn:
+    text, prompt_ids = student.prompt_ids(state)
+    completion = scripted_completion(action, state.family)
+    completion_ids = student.encode(completion)
+    if state.family == "tool" and student.eos_token_ids:
+        completion_ids = completion_ids + [min(student.eos_token_ids)]  # tool turns end at EOS
+    return AgentTurn(
+        prompt=text,
+        completion=completion,
+        action=action,
+        actor=actor,
+        prompt_ids=prompt_ids,
+        completion_ids=completion_ids,
+        logprobs=None,
+        finish_reason="stop",
+        parsed=True,
+    )
+
+
+class RolloutCollector:
+    """Plays rollouts of one env id in an ``EnvPool`` with the given actors."""
+
+    def __init__(
+        self,
+        env_id: str,
+        *,
+        student: Any,
+        teacher: Any = None,
+        num_envs: int = 4,
+        env_kwargs: Mapping[str, Any] | None = None,
+        mode: str = "async",
+    ) -> None:
+        self.env_id = env_id
+        self.student, self.teacher = student, teacher
+        kwargs = {"admissible_actions": "compact", **dict(env_kwargs or {})}
+        self.pool = EnvPool(env_id, num_envs, env_kwargs=kwargs, mode=mode)
+        self.expert = ExpertTurns(student)
+        self.replay = ReplayTurns(student)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def actors(self) -> dict[str, Any]:
+        actors: dict[str, Any] = {
+            "student": self.student,
+            "expert": self.expert,
+            "replay": self.replay,
+        }
+        if self.teacher is not None:
+            actors["teacher"] = self.teacher
+        return actors
+
+    def collect(self, requests: Sequence[RolloutRequest]) -> list[Rollout]:
+        """Play every request (``num_envs`` at a time) and return the rollouts in order."""
+        rollouts: list[Rollout] = []
+        for start in range(0, len(requests), self.pool.num_envs):
+            rollouts.extend(self._collect_wave(list(requests[start : start + self.pool.num_envs])))
+        return rollouts
+
+    def _collect_wave(self, requests: list[RolloutRequest]) -> list[Rollout]:
+        actors = self.actors()
+        resets = self.pool.reset(
+            {i: {"seed": r.seed, "options": {"task_id": r.task_id}} for i, r in enumerate(requests)}
+        )
+        states, rollouts = {}, []
+        for i, request in enumerate(requests):
+            observation, info = resets[i]
+            state = EpisodeState.start(observation, info, env_id=self.env_id)
+            states[i] = state
+            self.expert.next_actions[id(state)] = info.get("expert_action")
+            request.selector.reset(request.seed)
+            if request.replay_actions is not None:
+                self.replay.actions[id(state)] = list(request.replay_actions)
+            tools = [t.get("function", t).get("name", "") for t in info.get("tools") or []]
+            rollouts.append(
+                Rollout(
+                    self.env_id,
+                    request.task_id,
+                    request.seed,
+                    request.group,
+                    tools=tools,
+                    state=state,
+                )
+            )
+        live = set(range(len(requests)))
+        while live:
+            by_actor: dict[str, list[int]] = {}
+            for i in sorted(live):
+                actor = requests[i].selector.select(states[i].turns_taken)
+                if actor not in actors:
+                    raise ValueError(
+                        f"the selector chose {actor!r}, but the actors are {sorted(actors)}"
+                    )
+                by_actor.setdefault(actor, []).append(i)
+            agent_turns: dict[int, tuple[str, AgentTurn]] = {}
+            for actor, indices in by_actor.items():
+                # Sampling seeds follow from the request, not from an agent's RNG state, so a
+                # resumed or distributed run samples exactly what an uninterrupted one does.
+                seeds = [
+                    _turn_seed(requests[i].seed, requests[i].group, states[i].turns_taken, actor)
+                    for i in indices
+                ]
+                taken = actors[actor].take_turns([states[i] for i in indices], seeds=seeds)
+                for i, turn in zip(indices, taken):
+                    agent_turns[i] = (actor, turn)
+            results = self.pool.step({i: agent_turns[i][1].action for i in agent_turns})
+            for i, (actor, turn) in agent_turns.items():
+                observation, reward, terminated, truncated, info = results[i]
+                state = states[i]
+                state.record(
+                    turn.completion, turn.action, actor=actor, message=turn.extra.get("message")
+                )
+                state.observe(observation, info)
+                self.expert.next_actions[id(state)] = info.get("expert_action")
+                rollout = rollouts[i]
+                rollout.turns.append(
+                    Turn(
+                        actor=actor,
+                        prompt_ids=list(turn.prompt_ids or []),
+                        completion_ids=list(turn.completion_ids or []),
+                        completion=turn.completion,
+                        action=turn.action,
+                        observation=observation,
+                        reward=float(reward),
+                        score=float(info["score"]),
+                        action_type=str(info.get("action_type", "")),
+                        invalid_action=bool(info.get("invalid_action", False)),
+                        finished=turn.finish_reason == "stop",
+                        sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
+                        trained=actor != "replay",
+                    )
+                )
+                rollout.won, rollout.score = bool(info["won"]), float(info["score"])
+                capped = state.turns_taken >= requests[i].max_turns
+                if terminated or truncated or capped:
+                    rollout.terminated = bool(terminated)
+                    rollout.truncated = not terminated
+                    live.discard(i)
+                    self.replay.actions.pop(id(state), None)
+                    self.expert.next_actions.pop(id(state), None)
+        return rollouts
+
+
+def _turn_seed(seed: int | None, group: int, turn: int, actor: str) -> int | None:
+    if seed is None:
+        return None
+    digest = hashlib.blake2b(f"{seed}|{group}|{turn}|{actor}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+def score_with_teacher(
+    teacher: Any, rollouts: Sequence[Rollout], actors: tuple[str, ...] = ("student",)
+) -> None:
+    """Fill ``teacher_logprobs`` of the turns played by ``actors`` (in place).
+
+    Each rollout's turns are scored as one trajectory, so the teacher runs one
+    forward pass per chain of prompts that extend each other. Turns the
+    teacher itself sampled already carry its log-probs in ``sample_logprobs``.
+    """
+    prompts, completions, places = [], [], []
+    for r, rollout in enumerate(rollouts):
+        chosen = [
+            k
+            for k, turn in enumerate(rollout.turns)
+            if turn.actor in actors and turn.completion_ids
+        ]
+        if not chosen:
+            continue
+        prompts.append([rollout.turns[k].prompt_ids for k in chosen])
+        completions.append([rollout.turns[k].completion_ids for k in chosen])
+        places.append((r, chosen))
+    if prompts:
+        scored = teacher.logprobs_trajectories(prompts, completions)
+        for (r, chosen), per_turn in zip(places, scored):
+            for k, logprobs in zip(chosen, per_turn):
+                rollouts[r].turns[k].teacher_logprobs = list(logprobs)
+    for rollout in rollouts:
+        for turn in rollout.turns:
+            if turn.actor == "teacher" and turn.teacher_logprobs is None:
+                turn.teacher_logprobs = turn.sample_logprobs

@@ -1,0 +1,485 @@
+"""The training loop every method shares.
+
+``train(config)`` builds the student (and teacher, and a frozen reference
+for GRPO), then for each step asks the method for training examples (a
+method collects rollouts and decides which loss each turn's tokens get),
+computes the combined token-level loss, and takes one AdamW step with
+gradient clipping and accumulation over micro-batches. It evaluates the pure
+student at temperature 0.4 every ``eval_every`` steps, logs metrics (JSONL,
+TensorBoard), checkpoints every ``checkpoint_every`` steps, and resumes from
+the newest checkpoint of ``run_dir`` with ``resume=True`` (same state as an
+uninterrupted run: model, optimiser, scheduler, RNGs, step). Under
+``torchrun`` each rank collects its share of the rollouts and gradients are
+averaged (DDP; gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.batching import Example, collate, completion_logprobs
+from distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from distill.config import TrainConfig
+from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
+from distill.metrics import MetricsLog, plot_curves
+from envs.fileio import atomic_write_json
+
+__all__ = ["RunContext", "combined_loss", "load_agent", "train"]
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+def load_agent(
+    spec: str, config: TrainConfig, *, tokenizer: Any = None, seed: int = 0, **kwargs: Any
+) -> Any:
+    """An ``HFAgent`` from a folder / hub name, or a fresh local model for ``tiny``/``small``/``base``."""
+    from agents.hf import HFAgent
+    from agents.tiny import SIZES, build_model, train_tokenizer
+
+    common = {"max_new_tokens": config.max_new_tokens, "seed": seed, **kwargs}
+    if spec in SIZES:
+        tokenizer = tokenizer if tokenizer is not None else train_tokenizer()
+        model = build_model(spec, tokenizer, seed=seed)
+        return HFAgent(model.to(config.device), tokenizer, **common)
+    if not Path(spec).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(f"model {spec!r} is not a local folder and the hub is offline")
+    return HFAgent.from_pretrained(spec, device=config.device, **common)
+
+
+def check_shared_vocabulary(student: Any, teacher: Any) -> None:
+    """OPD-family methods score the student's tokens with the teacher: the vocabularies must match."""
+    if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
+        raise ValueError(
+            "the teacher and the student use different tokenizers; on-policy distillation scores the "
+            "student's tokens with the teacher, so both must share a vocabulary (pick a teacher of the "
+            "student's model family, or use sft, which needs only the teacher's text)"
+        )
+
+
+# -- the loss ----------------------------------------------------------------------------
+
+
+def combined_loss(
+    model: torch.nn.Module,
+    examples: Sequence[Example],
+    config: Any,
+    *,
+    pad_id: int,
+    ref_model: torch.nn.Module | None = None,
+    teacher_model: torch.nn.Module | None = None,
+    token_normaliser: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One scalar over every masked-in token of ``examples``, each token with its turn's loss.
+
+    reverse_kl: OPD's PPO-clip surrogate with A = log pi_T - log pi_old (or, with
+    ``reverse_kl="full_vocab"``, the exact KL against ``teacher_model``);
+    forward_kl: NLL; policy_gradient: GRPO's surrogate plus ``kl_coef`` x k3 KL to
+    ``ref_model``. Tokens are weighted by their example's weight and averaged over
+    ``token_normaliser`` (default: this batch's masked-in token count).
+    """
+    batch = collate(examples)
+    full_vocab = getattr(config, "reverse_kl", "sampled") == "full_vocab"
+    logp, logits = completion_logprobs(
+        model, batch.examples, pad_id=pad_id, return_logits=full_vocab
+    )
+    mask, weights = batch.mask.to(logp.device), batch.weights.to(logp.device)
+    # Turns sampled by someone else (teacher turns under reverse KL) use the current
+    # student as pi_old: with one update per rollout that is the sampling policy.
+    has_old = torch.tensor([e.logp_old is not None for e in batch.examples], device=logp.device)
+    logp_old = torch.where(has_old[:, None], batch.logp_old.to(logp.device), logp.detach())
+    per_token = torch.zeros_like(logp)
+    stats: dict[str, float] = {}
+
+    reverse = batch.kind_mask("reverse_kl").to(logp.device)
+    if reverse.any():
+        if full_vocab:
+            if teacher_model is None:
+                raise ValueError("reverse_kl='full_vocab' needs a local teacher model")
+            with torch.no_grad():
+                _, teacher_logits = completion_logprobs(
+                    teacher_model, batch.examples, pad_id=pad_id, return_logits=True
+                )
+            per_token = per_token + reverse_kl_per_position(logits, teacher_logits) * reverse
+        else:
+            advantages = batch.logp_teacher.to(logp.device) - logp_old
+            per_token = (
+                per_token + ppo_clip_surrogate(logp, logp_old, advantages, config.clip) * reverse
+            )
+        sampled_kl = (logp.detach() - batch.logp_teacher.to(logp.device)) * reverse
+        stats["reverse_kl"] = float(sampled_kl.sum() / reverse.sum().clamp(min=1))
+    forward = batch.kind_mask("forward_kl").to(logp.device)
+    if forward.any():
+        per_token = per_token - logp * forward
+        stats["nll"] = float((-logp.detach() * forward).sum() / forward.sum().clamp(min=1))
+    policy = batch.kind_mask("policy_gradient").to(logp.device)
+    if policy.any():
+        advantages = batch.advantages.to(logp.device)[:, None].expand_as(logp)
+        per_token = per_token + ppo_clip_surrogate(logp, logp_old, advantages, config.clip) * policy
+        if ref_model is not None and getattr(config, "kl_coef", 0.0) > 0:
+            with torch.no_grad():
+                logp_ref, _ = completion_logprobs(ref_model, batch.examples, pad_id=pad_id)
+            penalty = kl_k3(logp, logp_ref)
+            per_token = per_token + config.kl_coef * penalty * policy
+            stats["kl_ref"] = float((penalty.detach() * policy).sum() / policy.sum().clamp(min=1))
+    weighted = per_token * weights
+    if config.aggregation == "seq-mean-token-mean":
+        per_row = mask.sum(-1).clamp(min=1)
+        loss = (weighted.sum(-1) / per_row).sum() / max(len(batch.examples), 1)
+    else:
+        loss = weighted.sum() / (token_normaliser if token_normaliser else mask.sum().clamp(min=1))
+    stats["tokens"] = float(mask.sum())
+    return loss, stats
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class RunContext:
+    """What a method's ``make_examples(ctx, step)`` works with."""
+
+    config: Any
+    student: Any  # HFAgent being trained (sampling at train_temperature)
+    teacher: Any | None
+    collector: Any  # distill.rollout.RolloutCollector
+    task_ids: list[str]
+    rank: int = 0
+    world_size: int = 1
+    cache: dict[str, Any] = field(default_factory=dict)  # method state saved in checkpoints
+    eval_collector: Any = None  # envs of the eval panel's split, made at the first evaluation
+
+    def sample_tasks(self, step: int, count: int, *, share: bool = True) -> list[str]:
+        """The step's tasks: the same draw on every rank and on resume.
+
+        With ``share`` (the default) only this rank's share, whose i-th task is the
+        step's ``global_index(i)``-th; otherwise all of them.
+        """
+        rng = np.random.default_rng([self.config.seed, step + 1])  # step -1: preparation
+        chosen = [self.task_ids[int(i)] for i in rng.integers(len(self.task_ids), size=count)]
+        return chosen[self.rank :: self.world_size] if share else chosen
+
+    def global_index(self, local_index: int) -> int:
+        return self.rank + local_index * self.world_size
+
+    def rollout_seed(self, step: int, index: int) -> int:
+        """Reset seed of the step's ``index``-th rollout (a global index)."""
+        return int(np.random.default_rng([self.config.seed, step + 1, index]).integers(2**31))
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    if world > 1:
+        return torch.distributed.get_rank(), world
+    return 0, 1
+
+
+def _lr_lambda(config: TrainConfig):
+    def factor(step: int) -> float:
+        if config.warmup_steps and step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_schedule == "constant":
+            return 1.0
+        progress = (step - config.warmup_steps) / max(1, config.total_steps - config.warmup_steps)
+        progress = min(max(progress, 0.0), 1.0)
+        return (
+            0.5 * (1 + math.cos(math.pi * progress))
+            if config.lr_schedule == "cosine"
+            else 1 - progress
+        )
+
+    return factor
+
+
+def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
+    """The pure student at eval temperature on the eval panel: SR and Score (spec section 6)."""
+    from distill.rollout import RolloutRequest
+    from envs.multiagent.selectors import FixedSelector
+    from envs.panels import load_panel
+
+    config = ctx.config
+    panel = (
+        load_panel(config.eval_panel)
+        if config.eval_panel and config.eval_panel.endswith(".json")
+        else load_panel(config.env_id, config.eval_panel)
+    )
+    task_ids = list(panel.task_ids[: config.eval_episodes])[ctx.rank :: ctx.world_size]
+    if ctx.eval_collector is None:
+        from distill.rollout import RolloutCollector
+
+        kwargs = {**config.env_kwargs, "split": panel.split}
+        ctx.eval_collector = RolloutCollector(
+            config.env_id,
+            student=ctx.student,
+            num_envs=config.num_envs,
+            env_kwargs=kwargs,
+            mode=config.env_mode,
+        )
+    student = ctx.student
+    saved = student.defaults
+    student.defaults = type(saved)(**{**saved.__dict__, "temperature": config.eval_temperature})
+    try:
+        requests = [
+            RolloutRequest(
+                task_id,
+                seed=panel.seed_for(i),
+                selector=FixedSelector("student"),
+                max_turns=config.turn_cap(),
+            )
+            for i, task_id in enumerate(task_ids)
+        ]
+        rollouts = ctx.eval_collector.collect(requests)
+    finally:
+        student.defaults = saved
+    won = torch.tensor(
+        [
+            float(sum(r.won for r in rollouts)),
+            float(sum(r.score for r in rollouts)),
+            float(len(rollouts)),
+        ]
+    )
+    if ctx.world_size > 1:
+        torch.distributed.all_reduce(won)
+    n = max(float(won[2]), 1.0)
+    return {
+        "eval_sr": 100 * float(won[0]) / n,
+        "eval_score": 100 * float(won[1]) / n,
+        "eval_episodes": int(won[2]),
+    }
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run ``config`` to ``total_steps`` (from the newest checkpoint with ``resume``); returns a summary."""
+    from distill.rollout import RolloutCollector
+
+    rank, world = _distributed()
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    method = importlib.import_module(f"distill.methods.{config.method}")
+
+    tokenizer = None
+    if config.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+    student = load_agent(
+        config.student,
+        config,
+        tokenizer=tokenizer,
+        seed=config.seed,
+        temperature=config.train_temperature,
+        actor="student",
+    )
+    teacher = None
+    if config.teacher:
+        teacher = load_agent(
+            config.teacher,
+            config,
+            tokenizer=student.tokenizer,
+            seed=config.seed + 1,
+            temperature=config.train_temperature,
+            actor="teacher",
+        )
+        teacher.model.requires_grad_(False)
+        if getattr(method, "NEEDS_SHARED_VOCAB", False):
+            check_shared_vocabulary(student, teacher)
+    elif getattr(method, "NEEDS_TEACHER", False):
+        raise ValueError(f"{config.method} needs a teacher: set `teacher:` in the config")
+    ref_model = None
+    if getattr(method, "NEEDS_REFERENCE_MODEL", False):
+        ref_model = copy.deepcopy(student.model).eval().requires_grad_(False)
+
+    model = student.model
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=config.adam_betas,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    start_step, cache = 0, {}
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+        start_step, cache = state.step, state.extra.get("method_cache", {})
+        if ref_model is not None and "ref_state" in state.extra:
+            ref_model.load_state_dict(state.extra["ref_state"])
+    train_model: torch.nn.Module = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model)
+
+    env_kwargs = {"split": config.train_split, **config.env_kwargs}
+    if (
+        getattr(method, "NEEDS_EXPERT", False)
+        or getattr(config, "demonstrator", "") == "expert"
+        or getattr(config, "reference", "") == "expert"
+    ):
+        env_kwargs.setdefault("expert", True)
+    collector = RolloutCollector(
+        config.env_id,
+        student=student,
+        teacher=teacher,
+        num_envs=config.num_envs,
+        env_kwargs=env_kwargs,
+        mode=config.env_mode,
+    )
+    task_ids = collector.pool.get_attr("task_ids")[0]
+    ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
+    if rank == 0:
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+    log = (
+        MetricsLog(
+            run_dir,
+            resume_step=start_step if checkpoint else None,
+            tensorboard=config.tensorboard and rank == 0,
+        )
+        if rank == 0
+        else None
+    )
+    if hasattr(method, "prepare"):
+        method.prepare(ctx)
+
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=config.total_steps,
+        initial=start_step,
+        desc=config.method,
+        disable=not progress or rank != 0,
+        dynamic_ncols=True,
+    )
+    autocast = (
+        torch.autocast("cpu" if config.device == "cpu" else "cuda", dtype=torch.bfloat16)
+        if config.dtype == "bfloat16"
+        else contextlib.nullcontext()
+    )
+    summary: dict[str, Any] = {}
+    try:
+        if (
+            start_step == 0
+            and config.eval_every
+            and rank == 0
+            or (start_step == 0 and config.eval_every and world > 1)
+        ):
+            metrics = evaluate_student(ctx, 0)
+            if log:
+                log.log(0, **metrics)
+            summary["initial"] = metrics
+        for step in range(start_step, config.total_steps):
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            examples, metrics = method.make_examples(ctx, step)
+            timings["time_rollout_s"] = (
+                time.perf_counter() - started - metrics.pop("time_scoring_s", 0.0)
+            )
+            timings["time_scoring_s"] = metrics.get("time_scoring", 0.0)
+            started = time.perf_counter()
+            epochs = int(getattr(config, "epochs", 1))
+            losses = []
+            trained = [e for e in examples if e.loss != "none" and e.completion_ids]
+            count = torch.tensor(float(sum(len(e.completion_ids) for e in trained)))
+            if world > 1:
+                torch.distributed.all_reduce(count)
+            for _ in range(epochs):
+                optimizer.zero_grad(set_to_none=True)
+                total = 0.0
+                stats: dict[str, float] = {}
+                for start in range(0, max(len(trained), 1), config.micro_batch_size):
+                    chunk = trained[start : start + config.micro_batch_size]
+                    if not chunk:
+                        break
+                    with autocast:
+                        loss, stats = combined_loss(
+                            train_model,
+                            chunk,
+                            config,
+                            pad_id=student.pad_token_id,
+                            ref_model=ref_model,
+                            teacher_model=teacher.model if teacher is not None else None,
+                            token_normaliser=float(count) / world,
+                        )
+                    loss.backward()
+                    total += float(loss.detach())
+                if world > 1:
+                    for parameter in model.parameters():  # DDP skips steps with no chunk on a rank
+                        if parameter.grad is None:
+                            parameter.grad = torch.zeros_like(parameter)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                losses.append(total)
+            scheduler.step()
+            timings["time_optimise_s"] = time.perf_counter() - started
+            if world > 1:  # each rank's loss is its share of the global token mean
+                reduced = torch.tensor(losses or [0.0])
+                torch.distributed.all_reduce(reduced)
+                losses = (reduced / world).tolist()
+            row = {
+                "loss": float(np.mean(losses)) if losses else 0.0,
+                "grad_norm": float(grad_norm) if trained else 0.0,
+                "lr": scheduler.get_last_lr()[0],
+                **stats,
+                **metrics,
+                **timings,
+            }
+            done = step + 1
+            if config.eval_every and done % config.eval_every == 0 or done == config.total_steps:
+                row.update(evaluate_student(ctx, done))
+            if log:
+                log.log(done, **row)
+            bar.update(1)
+            bar.set_postfix(
+                {
+                    k: round(v, 3)
+                    for k, v in row.items()
+                    if k in ("loss", "eval_sr", "reverse_kl", "nll", "beta", "reward")
+                }
+            )
+            if rank == 0 and (done % config.checkpoint_every == 0 or done == config.total_steps):
+                extra = {"method_cache": ctx.cache}
+                if ref_model is not None:
+                    extra["ref_state"] = ref_model.state_dict()
+                save_checkpoint(
+                    run_dir,
+                    step=done,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    data_position=done,
+                    extra=extra,
+                    keep=config.keep_checkpoints,
+                )
+            summary["final"] = {
+                k: v for k, v in row.items() if k.startswith("eval_")
+            } or summary.get("final", {})
+    finally:
+        bar.close()
+        collector.close()
+        if ctx.eval_collector is not None:
+            ctx.eval_collector.close()
+        if log:
+            log.close()
+    if rank == 0:
+        plot_curves(run_dir, title=f"{config.method} on {config.env_id}")
+        student.model.save_pretrained(run_dir / "final")
+        student.tokenizer.save_pretrained(run_dir / "final")
+        atomic_write_json(run_dir / "summary.json", summary)
+    return summary
