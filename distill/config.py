@@ -26,9 +26,10 @@ __all__ = [
     "load_config",
 ]
 
-#: Turn caps per env family (Guided-OPD's setting; tool tasks as MENTOR).
+#: Turn caps per env family (Guided-OPD's setting).
 DEFAULT_TURN_CAPS = {"ALFWorld-v0": 30, "ScienceWorld-v0": 30, "WebShop-v0": 15}
-TOOL_TURN_CAP = 5
+#: Tool tasks: MENTOR's 5 tool turns (the env ends an episode after them) plus the final answer.
+TOOL_TURN_CAP = 6
 
 
 @dataclass
@@ -53,7 +54,7 @@ class TrainConfig:
     env_mode: str = (
         "async"  # async: one process per env (JVMs, TextWorld); sync: in-process (cheap envs)
     )
-    max_turns: int | None = None  # None: ALFWorld/ScienceWorld 30, WebShop 15, tool tasks 5
+    max_turns: int | None = None  # None: ALFWorld/ScienceWorld 30, WebShop 15, tool tasks 5 + answer
     learning_rate: float = 1e-6  # both papers
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)

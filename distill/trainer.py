@@ -46,18 +46,27 @@ __all__ = ["RunContext", "combined_loss", "load_agent", "train"]
 def load_agent(
     spec: str, config: TrainConfig, *, tokenizer: Any = None, seed: int = 0, **kwargs: Any
 ) -> Any:
-    """An ``HFAgent`` from a folder / hub name, or a fresh local model for ``tiny``/``small``/``base``."""
+    """An ``HFAgent`` from a folder / hub name, or a fresh local model of a size in ``local_sizes()``."""
     from agents.hf import HFAgent
-    from agents.tiny import SIZES, build_model, train_tokenizer
+    from agents.tiny import build_model, train_tokenizer
 
     common = {"max_new_tokens": config.max_new_tokens, "seed": seed, **kwargs}
-    if spec in SIZES:
+    sizes = local_sizes()
+    if spec in sizes:
         tokenizer = tokenizer if tokenizer is not None else train_tokenizer()
-        model = build_model(spec, tokenizer, seed=seed)
+        model = build_model(sizes[spec], tokenizer, seed=seed)
         return HFAgent(model.to(config.device), tokenizer, **common)
     if not Path(spec).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(f"model {spec!r} is not a local folder and the hub is offline")
     return HFAgent.from_pretrained(spec, device=config.device, **common)
+
+
+def local_sizes() -> dict[str, Any]:
+    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` for students
+    smaller than a ``tiny`` teacher."""
+    from agents.tiny import SIZES, TinySize
+
+    return {**SIZES, "micro": TinySize(64, 2, 2, 1, 32, 192)}
 
 
 def check_shared_vocabulary(student: Any, teacher: Any) -> None:
@@ -277,10 +286,20 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     method = importlib.import_module(f"distill.methods.{config.method}")
 
     tokenizer = None
-    if config.tokenizer:
+    source = config.tokenizer
+    if (
+        source is None
+        and config.teacher
+        and Path(config.teacher).is_dir()
+        and config.student in local_sizes()
+    ):
+        source = config.teacher  # a student built here speaks the teacher's tokenizer
+    if resume and (run_dir / "tokenizer" / "tokenizer_config.json").exists():
+        source = str(run_dir / "tokenizer")  # a resumed run keeps the tokenizer it started with
+    if source:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     student = load_agent(
         config.student,
         config,
@@ -346,6 +365,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
     if rank == 0:
         atomic_write_json(run_dir / "config.json", config.to_dict())
+        if not (run_dir / "tokenizer" / "tokenizer_config.json").exists():
+            student.tokenizer.save_pretrained(run_dir / "tokenizer")
     log = (
         MetricsLog(
             run_dir,

@@ -1,0 +1,255 @@
+"""distill methods end to end on tiny models and a real env, loss routing, resume and DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill.batching import Example
+from distill.config import load_config
+from distill.methods.common import turn_examples
+from distill.rollout import Rollout, Turn
+from distill.trainer import combined_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_ID = "WebShop-v0"  # pure Python, short prompts: the cheapest real env for training tests
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def small_config(method: str, run_dir: Path, **overrides):
+    values = {
+        "method": method,
+        "env_id": ENV_ID,
+        "student": "micro",
+        "run_dir": str(run_dir),
+        "total_steps": 2,
+        "rollouts_per_step": 2,
+        "num_envs": 2,
+        "env_mode": "sync",
+        "max_new_tokens": 12,
+        "max_turns": 3,
+        "eval_every": 2,
+        "eval_episodes": 1,
+        "checkpoint_every": 1,
+        "learning_rate": 1e-3,
+        "tensorboard": False,
+    }
+    if method in ("opd", "guided_opd", "tcod"):
+        values["teacher"] = "tiny"
+    if method == "sft":
+        values.update(demo_episodes=2, max_turns=6)
+    if method in ("grpo", "mentor"):
+        values["group_size"] = 2
+    if method == "mentor":
+        values["reference"] = "expert"
+    values.update(overrides)
+    return load_config(None, values)
+
+
+@pytest.mark.parametrize("method", ["sft", "opd", "guided_opd", "tcod", "grpo", "mentor"])
+def test_every_method_runs_two_steps_and_writes_its_run(method: str, tmp_path: Path) -> None:
+    from distill.trainer import train
+
+    summary = train(small_config(method, tmp_path), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    trained = [row for row in rows if "loss" in row]
+    assert [row["step"] for row in trained] == [1, 2]
+    assert all(row["tokens"] > 0 and torch.isfinite(torch.tensor(row["loss"])) for row in trained)
+    assert {"time_rollout_s", "time_scoring_s", "time_optimise_s"} <= set(trained[0])
+    assert "eval_sr" in rows[0] and "eval_sr" in trained[-1]
+    assert summary["final"]["eval_episodes"] == 1
+    assert (tmp_path / "checkpoints" / "step-00000002" / "COMPLETE").exists()
+    assert (tmp_path / "final" / "config.json").exists() and (tmp_path / "curves.png").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["method"] == method
+
+
+def test_tcod_b2f_replays_a_shrinking_reference_prefix(tmp_path: Path) -> None:
+    from distill.trainer import train
+
+    config = small_config(
+        "tcod", tmp_path, variant="b2f", pace=1, max_turns=6, total_steps=2, eval_every=0
+    )
+    train(config, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    replayed = [row["replayed_turns"] for row in rows if "replayed_turns" in row]
+    assert replayed[0] > 0 and replayed[1] < replayed[0]
+
+
+def fake_rollout(actors: list[str]) -> Rollout:
+    rollout = Rollout(env_id=ENV_ID, task_id="goal-1", seed=0, group=0)
+    for k, actor in enumerate(actors):
+        rollout.turns.append(
+            Turn(
+                actor=actor,
+                prompt_ids=[1, 2, 3 + k],
+                completion_ids=[4, 5],
+                completion="c",
+                action="a",
+                observation="o",
+                reward=0.0,
+                score=0.0,
+                action_type="click",
+                invalid_action=False,
+                finished=True,
+                sample_logprobs=[-1.0, -2.0],
+                teacher_logprobs=[-0.5, -0.7],
+                trained=actor != "replay",
+            )
+        )
+    return rollout
+
+
+@pytest.mark.parametrize(
+    ("losses", "expected"),
+    [
+        (
+            {"student": ("reverse_kl", 1.0), "teacher": ("forward_kl", 1.0)},
+            [("reverse_kl", "student"), ("forward_kl", "teacher"), ("reverse_kl", "student")],
+        ),
+        (
+            {"student": ("reverse_kl", 1.0), "teacher": ("reverse_kl", 1.0)},
+            [("reverse_kl", "student"), ("reverse_kl", "teacher"), ("reverse_kl", "student")],
+        ),
+        (
+            {"student": ("forward_kl", 1.0), "teacher": ("reverse_kl", 1.0)},
+            [("forward_kl", "student"), ("reverse_kl", "teacher"), ("forward_kl", "student")],
+        ),
+        (
+            {"student": ("reverse_kl", 1.0), "teacher": ("none", 1.0)},
+            [("reverse_kl", "student"), ("reverse_kl", "student")],
+        ),
+    ],
+    ids=["default", "both-reverse", "swapped", "teacher-masked"],
+)
+def test_guided_opd_routes_each_actor_to_its_loss(losses: dict, expected: list) -> None:
+    rollout = fake_rollout(["student", "teacher", "replay", "student"])
+    examples = turn_examples([rollout], losses)
+    assert [(e.loss, e.meta["actor"]) for e in examples] == expected
+    for example in examples:
+        # pi_old is recorded only for the student's own samples
+        assert (example.logp_old is not None) == (example.meta["actor"] == "student")
+
+
+def tiny_lm():
+    from agents.tiny import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    return build_model("tiny", tokenizer, seed=0)
+
+
+def test_sft_loss_is_the_nll_of_completion_tokens_only() -> None:
+    model = tiny_lm()
+    examples = [Example(prompt_ids=[5, 6, 7, 8], completion_ids=[9, 10, 11], loss="forward_kl")]
+    config = small_config("sft", Path("/tmp/unused"))
+    loss, stats = combined_loss(model, examples, config, pad_id=0)
+    logits = model(input_ids=torch.tensor([[5, 6, 7, 8, 9, 10, 11]])).logits[0].float()
+    log_probs = (
+        torch.log_softmax(logits[3:6], -1).gather(-1, torch.tensor([[9], [10], [11]])).squeeze(-1)
+    )
+    assert loss.item() == pytest.approx(-log_probs.mean().item(), rel=1e-5)
+    assert stats["tokens"] == 3
+
+
+def test_teacher_weight_scales_teacher_tokens() -> None:
+    model = tiny_lm()
+    config = small_config("guided_opd", Path("/tmp/unused"))
+    base = [Example(prompt_ids=[5, 6], completion_ids=[7, 8], loss="forward_kl", weight=1.0)]
+    doubled = [Example(prompt_ids=[5, 6], completion_ids=[7, 8], loss="forward_kl", weight=2.0)]
+    one, _ = combined_loss(model, base, config, pad_id=0)
+    two, _ = combined_loss(model, doubled, config, pad_id=0)
+    assert two.item() == pytest.approx(2 * one.item(), rel=1e-6)
+
+
+def weights_of(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(file))
+    return state
+
+
+RESUME_SCRIPT = """
+import os, sys
+os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, {root!r})
+from tests.test_distill_methods import small_config
+from distill.trainer import train
+if __name__ == "__main__":
+    config = small_config("opd", __import__("pathlib").Path({run!r}), total_steps=4, eval_every=0, checkpoint_every=1)
+    train(config, resume={resume}, progress=False)
+"""
+
+
+def run_script(run_dir: Path, resume: bool) -> subprocess.Popen:
+    code = RESUME_SCRIPT.format(root=str(ROOT), run=str(run_dir), resume=resume)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+
+
+def test_a_killed_run_resumes_to_the_same_state(tmp_path: Path) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert run_script(whole, resume=False).wait(timeout=600) == 0
+    process = run_script(killed, resume=False)
+    marker = killed / "checkpoints" / "step-00000002" / "COMPLETE"
+    deadline = time.time() + 600
+    while not marker.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the run never reached its second checkpoint"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "final").exists()  # it really died before the end
+    assert run_script(killed, resume=True).wait(timeout=600) == 0
+    a, b = weights_of(whole / "final"), weights_of(killed / "final")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6), name
+    rows_a = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows_b] == [r["step"] for r in rows_a] == [1, 2, 3, 4]
+    assert [r["loss"] for r in rows_b] == pytest.approx([r["loss"] for r in rows_a], abs=1e-6)
+
+
+DDP_SCRIPT = """
+import os, sys, json
+os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, {root!r})
+import torch
+torch.set_num_threads(1)
+from tests.test_distill_methods import small_config
+from distill.trainer import train
+if __name__ == "__main__":
+    config = small_config("opd", __import__("pathlib").Path({run!r}), total_steps=3, rollouts_per_step=4, num_envs=2, eval_every=0, checkpoint_every=10)
+    train(config, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
+    curves = {}
+    for processes in (1, 2):
+        run = tmp_path / f"p{processes}"
+        script = tmp_path / f"ddp{processes}.py"
+        script.write_text(DDP_SCRIPT.format(root=str(ROOT), run=str(run)))
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            str(script),
+        ]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        curves[processes] = [row["loss"] for row in rows if "loss" in row]
+    assert len(curves[1]) == 3
+    assert curves[2] == pytest.approx(curves[1], rel=1e-4, abs=1e-6)
