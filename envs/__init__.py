@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
-from envs.core import (
+from envs.alfworld.paths import configure_alfworld_data
+
+configure_alfworld_data()  # before anything imports alfworld, which would create ~/.cache/alfworld
+
+from envs.core import (  # noqa: E402
     ADMISSIBLE_MODES,
     INFO_KEYS,
     BackendError,
@@ -18,8 +22,8 @@ from envs.core import (
     TextSpace,
     Transition,
 )
-from envs.panels import Panel, default_panel, list_panels, load_panel
-from envs.registration import ENV_ENTRIES, register_all, registered_ids
+from envs.panels import Panel, default_panel, list_panels, load_panel  # noqa: E402
+from envs.registration import ENV_ENTRIES, register_all, registered_ids  # noqa: E402
 
 register_all()
 

@@ -33,6 +33,13 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         max_episode_steps=100,
         needs=("java",),
     ),
+    # ALFWorld's usual evaluation cap is 50 steps; the shipped games are checked to be won
+    # by both experts within it.
+    EnvEntry(
+        id="ALFWorld-v0",
+        entry_point="envs.alfworld.env:ALFWorldEnv",
+        max_episode_steps=50,
+    ),
     # Guided-OPD caps WebShop episodes at 15 turns (the expert needs 3 to 5 on shipped goals).
     EnvEntry(
         id="WebShop-v0",

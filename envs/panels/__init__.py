@@ -6,6 +6,9 @@ A panel is a JSON file ``envs/panels/<env-id lower-case>/<name>.json``::
      "version": 1, "seed": 0, "default": true, "description": "...",
      "task_ids": ["boil/0", ...]}
 
+``"default": true`` marks the panels ``tools/benchmark.py`` runs when none is
+named (every env id has at least one).
+
 An evaluation on a panel plays its task ids in order, each once, with reset
 seed ``seed + index``, so the same panel is the same evaluation on any machine.
 A panel's contents never change once published: a changed list is a new
@@ -18,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Panel", "PANEL_DIR", "default_panel", "list_panels", "load_panel", "panel_path"]
+__all__ = ["Panel", "PANEL_DIR", "default_panel", "default_panels", "list_panels", "load_panel", "panel_path"]
 
 PANEL_DIR = Path(__file__).resolve().parent
 
@@ -108,10 +111,14 @@ def list_panels(env_id: str | None = None) -> list[Panel]:
     return panels
 
 
-def default_panel(env_id: str) -> Panel:
-    """The panel the benchmark uses for ``env_id`` when none is named."""
-    panels = list_panels(env_id)
-    defaults = [p for p in panels if p.default]
+def default_panels(env_id: str) -> list[Panel]:
+    """The panels the benchmark runs for ``env_id`` when none is named (one or more)."""
+    defaults = [p for p in list_panels(env_id) if p.default]
     if not defaults:
         raise FileNotFoundError(f"{env_id} has no default panel under {PANEL_DIR / env_id.lower()}")
-    return defaults[0]
+    return defaults
+
+
+def default_panel(env_id: str) -> Panel:
+    """The first of ``default_panels(env_id)`` (by name): one panel when one is needed."""
+    return default_panels(env_id)[0]

@@ -1,0 +1,130 @@
+"""The ALFWorld engine: TextWorld's PDDL env with a reset cache, checked against the original."""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import pytest
+
+from envs.alfworld import engine as engine_module
+from envs.alfworld.data import ShippedGames
+from envs.alfworld.engine import AlfredEngine, EngineError, cache_stats, clear_caches, translate
+
+
+@pytest.fixture(scope="module")
+def shipped() -> ShippedGames:
+    return ShippedGames()
+
+
+def smallest_game(source: ShippedGames, split: str = "valid_unseen"):
+    """The shipped game with the shortest problem (fastest to translate)."""
+    records = [source.load(task_id) for task_id in source.task_ids(split)]
+    return min(records, key=lambda r: len(r.game["pddl_problem"]))
+
+
+def test_cached_engine_plays_exactly_like_textworld(shipped: ShippedGames) -> None:
+    import textworld
+    from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
+    from textworld.envs import PddlEnv
+
+    record = smallest_game(shipped)
+    infos = textworld.EnvInfos(admissible_commands=True, won=True, facts=True)
+    reference = AlfredDemangler(PddlEnv(infos))
+    reference.load(dict(record.game))
+    expected = reference.reset()
+    ours = AlfredEngine(facts=True)
+    try:
+        ours.load(record.game)
+        ours.reset()  # a second reset comes from the cache
+        state = ours.reset()
+        assert state.feedback == expected.feedback
+        assert state.admissible_commands == expected.admissible_commands
+        rng = random.Random(3)
+        for _ in range(25):
+            command = rng.choice(state.admissible_commands + ["take unicorn 1 from desk 1"])
+            expected, _, _ = reference.step(command)
+            state, accepted = ours.step(command)
+            assert state.feedback == expected.feedback, command
+            assert state.admissible_commands == expected.admissible_commands
+            assert sorted(map(str, state["facts"])) == sorted(map(str, expected["facts"]))
+            assert accepted == (expected.feedback != "Nothing happens.")
+    finally:
+        ours.close()
+
+
+def test_replaying_a_game_does_not_recompile_it(shipped: ShippedGames) -> None:
+    record = smallest_game(shipped)
+    clear_caches()
+    first, second = AlfredEngine(), AlfredEngine()
+    try:
+        first.load(record.game)
+        first.reset()
+        after_first = cache_stats()
+        assert after_first.problem_misses == 1 and after_first.problem_hits == 0
+        first.reset()
+        second.load(record.game)  # another env in the same process
+        second.reset()
+        stats = cache_stats()
+        assert stats.problem_misses == 1
+        assert stats.problems == 1
+        assert first.state.feedback == second.state.feedback
+    finally:
+        first.close()
+        second.close()
+
+
+def test_games_differing_only_by_goal_share_one_grammar_parse(shipped: ShippedGames) -> None:
+    records = [shipped.load(t) for t in shipped.task_ids("valid_seen")[:2]]
+    clear_caches()
+    engine = AlfredEngine()
+    try:
+        intros = []
+        for record in records:
+            engine.load(record.game)
+            intros.append(engine.reset().feedback)
+        assert cache_stats().logic_misses == 1
+        for record, intro in zip(records, intros):
+            task_line = intro.splitlines()[-1]
+            assert task_line.startswith("Your task is to: ")
+            assert task_line in record.game["grammar"]
+    finally:
+        engine.close()
+
+
+def test_translation_leaves_sys_argv_alone(shipped: ShippedGames) -> None:
+    record = smallest_game(shipped)
+    before = list(sys.argv)
+    translate(record.game["pddl_domain"], record.game["pddl_problem"])
+    assert sys.argv == before  # fast_downward.pddl2sas alone sets it to translate.py's
+
+
+def test_cache_size_zero_disables_the_cache(shipped: ShippedGames) -> None:
+    record = smallest_game(shipped)
+    clear_caches()
+    engine_module.set_cache_size(0)
+    engine = AlfredEngine()
+    try:
+        engine.load(record.game)
+        engine.reset()
+        assert cache_stats().problems == 0
+    finally:
+        engine.close()
+        engine_module.set_cache_size(engine_module.DEFAULT_CACHE_SIZE)
+    with pytest.raises(ValueError, match="non-negative"):
+        engine_module.set_cache_size(-1)
+
+
+def test_broken_games_raise_a_clear_error(shipped: ShippedGames) -> None:
+    record = smallest_game(shipped)
+    engine = AlfredEngine()
+    try:
+        with pytest.raises(EngineError, match="lacks"):
+            engine.load({"pddl_domain": "x"})
+        broken = dict(record.game, pddl_problem="(define (problem p) (:domain alfred) (:objects")
+        with pytest.raises(EngineError, match="Fast Downward"):
+            engine.load(broken)
+        with pytest.raises(EngineError, match="load"):
+            AlfredEngine().reset()
+    finally:
+        engine.close()
