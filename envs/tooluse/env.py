@@ -454,16 +454,16 @@ class ToolEnv(TextEnv):
                 arguments[key] = chosen[0]
         return {"name": name, "arguments": arguments}
 
-    def _info(self, *, invalid_action: bool, action_type: str, **extra: Any) -> dict[str, Any]:
-        info = super()._info(invalid_action=invalid_action, action_type=action_type, **extra)
-        info["tools"] = copy.deepcopy(self._tools)
-        info["tool_calls"] = copy.deepcopy(self._calls)
-        info["tool_results"] = copy.deepcopy(self._last_results)
-        info["tool_turns"] = self._tool_turns
-        info["tool_turns_left"] = max(0, self.max_tool_turns - self._tool_turns)
-        info["final_answer"] = self._final_answer
-        info.update(self._verdict_info)
-        return info
+    def _extra_info(self) -> dict[str, Any]:
+        return {
+            "tools": copy.deepcopy(self._tools),
+            "tool_calls": copy.deepcopy(self._calls),
+            "tool_results": copy.deepcopy(self._last_results),
+            "tool_turns": self._tool_turns,
+            "tool_turns_left": max(0, self.max_tool_turns - self._tool_turns),
+            "final_answer": self._final_answer,
+            **self._verdict_info,
+        }
 
     # -- helpers for subclasses ---------------------------------------------------------
 

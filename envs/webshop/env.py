@@ -286,9 +286,8 @@ class WebShopEnv(TextEnv):
             extra_info={"page": self._browser.page},
         )
 
-    def _info(self, *, invalid_action: bool, action_type: str, **extra: Any) -> dict[str, Any]:
-        extra.setdefault("page", self._browser.page)
-        return super()._info(invalid_action=invalid_action, action_type=action_type, **extra)
+    def _extra_info(self) -> dict[str, Any]:
+        return {"page": self._browser.page}
 
     # -- the expert ---------------------------------------------------------------
 
