@@ -409,10 +409,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             timings: dict[str, float] = {}
             started = time.perf_counter()
             examples, metrics = method.make_examples(ctx, step)
-            timings["time_rollout_s"] = (
-                time.perf_counter() - started - metrics.pop("time_scoring_s", 0.0)
-            )
-            timings["time_scoring_s"] = metrics.get("time_scoring", 0.0)
+            timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
+            timings["time_rollout_s"] = time.perf_counter() - started - timings["time_scoring_s"]
             started = time.perf_counter()
             epochs = int(getattr(config, "epochs", 1))
             losses = []
@@ -423,13 +421,16 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             for _ in range(epochs):
                 optimizer.zero_grad(set_to_none=True)
                 total = 0.0
-                stats: dict[str, float] = {}
+                sums: dict[str, float] = {}
                 for start in range(0, max(len(trained), 1), config.micro_batch_size):
                     chunk = trained[start : start + config.micro_batch_size]
                     if not chunk:
                         break
-                    with autocast:
-                        loss, stats = combined_loss(
+                    # Ranks may hold different numbers of chunks: gradients are summed
+                    # locally and averaged across ranks once, below, never per chunk.
+                    sync = train_model.no_sync() if world > 1 else contextlib.nullcontext()
+                    with autocast, sync:
+                        loss, chunk_stats = combined_loss(
                             train_model,
                             chunk,
                             config,
@@ -438,12 +439,21 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                             teacher_model=teacher.model if teacher is not None else None,
                             token_normaliser=float(count) / world,
                         )
-                    loss.backward()
+                        loss.backward()
                     total += float(loss.detach())
+                    for key, value in chunk_stats.items():  # token-weighted over chunks
+                        weight = 1.0 if key == "tokens" else chunk_stats["tokens"]
+                        sums[key] = sums.get(key, 0.0) + value * weight
+                stats = {
+                    k: v if k == "tokens" else v / max(sums.get("tokens", 1.0), 1.0)
+                    for k, v in sums.items()
+                }
                 if world > 1:
-                    for parameter in model.parameters():  # DDP skips steps with no chunk on a rank
+                    for parameter in model.parameters():
                         if parameter.grad is None:
                             parameter.grad = torch.zeros_like(parameter)
+                        torch.distributed.all_reduce(parameter.grad)
+                        parameter.grad /= world
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 losses.append(total)

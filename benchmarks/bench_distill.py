@@ -1,0 +1,128 @@
+#!/usr/bin/env python
+"""Where a distillation step's time goes, and what our loss costs over a plain forward-backward.
+
+1. A few OPD steps on a real env with tiny models: seconds per step in
+   rollout collection, teacher scoring and optimisation (from the run's metrics).
+2. The optimisation step alone, on the same examples, in interleaved rounds:
+   ``combined_loss`` (OPD's clipped surrogate on completion tokens, masking,
+   completion-only logits) + backward, next to a plain Hugging Face
+   forward-backward (``model(input_ids, labels=...)``, cross-entropy on the
+   completion tokens) of the same model on the same tokens. Target: our
+   overhead under 15% (a ratio >= 0.87).
+
+Usage: ``python benchmarks/bench_distill.py [--env WebShop-v0] [--steps 3] [--rounds 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from distill.batching import Example  # noqa: E402
+from distill.config import load_config  # noqa: E402
+from distill.trainer import combined_loss, train  # noqa: E402
+
+
+def step_split(env_id: str, steps: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = load_config(
+            None,
+            {
+                "method": "opd", "env_id": env_id, "student": "micro", "teacher": "tiny",
+                "run_dir": run_dir, "total_steps": steps, "rollouts_per_step": 8, "num_envs": 8,
+                "env_mode": "sync", "max_new_tokens": 32, "max_turns": 5, "eval_every": 0,
+                "checkpoint_every": 1000, "tensorboard": False,
+            },
+        )  # fmt: skip
+        train(config, progress=False)
+        rows = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "time_rollout_s" in r]
+    return {
+        key: sum(r[key] for r in rows) / len(rows)
+        for key in ("time_rollout_s", "time_scoring_s", "time_optimise_s")
+    }
+
+
+def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
+    from agents.tiny import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    model = build_model("tiny", tokenizer, seed=0).train()
+    generator = torch.Generator().manual_seed(0)
+    examples = []
+    for _ in range(16):
+        prompt = torch.randint(10, len(tokenizer), (300,), generator=generator).tolist()
+        completion = torch.randint(10, len(tokenizer), (48,), generator=generator).tolist()
+        logp_old = (-torch.rand(48, generator=generator) * 5).tolist()
+        logp_teacher = (-torch.rand(48, generator=generator) * 5).tolist()
+        examples.append(
+            Example(prompt, completion, "reverse_kl", logp_old=logp_old, logp_teacher=logp_teacher)
+        )
+    config = load_config(None, {"method": "opd"})
+    input_ids = torch.tensor([e.prompt_ids + e.completion_ids for e in examples])
+    labels = input_ids.clone()
+    labels[:, :300] = -100  # the same completion tokens are the targets
+    tokens = sum(len(e.prompt_ids) + len(e.completion_ids) for e in examples)
+
+    def ours() -> None:
+        loss, _ = combined_loss(model, examples, config, pad_id=0)
+        loss.backward()
+
+    def plain() -> None:
+        model(input_ids=input_ids, labels=labels).loss.backward()
+
+    elapsed = {"ours": 0.0, "plain": 0.0}
+    for fn in (ours, plain):  # warm-up
+        fn()
+    for _ in range(rounds):  # interleaved, so machine noise hits both alike
+        for name, fn in (("ours", ours), ("plain", plain)):
+            model.zero_grad(set_to_none=True)
+            started = time.perf_counter()
+            fn()
+            elapsed[name] += time.perf_counter() - started
+    return tokens * rounds / elapsed["ours"], tokens * rounds / elapsed["plain"], tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env", default="WebShop-v0")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    split = step_split(args.env, args.steps)
+    total = sum(split.values())
+    print(
+        f"OPD step on {args.env} (micro student, tiny teacher, 8 rollouts, mean of {args.steps} steps)\n"
+    )
+    print(f"{'part':<14} {'s/step':>8} {'share':>7}")
+    for key, value in split.items():
+        print(f"{key[5:-2]:<14} {value:>8.2f} {value / total:>7.0%}")
+
+    ours, plain, tokens = optimisation_ratio(args.rounds)
+    print(
+        f"\noptimisation, 16 turns of 348 tokens ({tokens} tokens), {args.rounds} interleaved rounds\n"
+    )
+    print(f"{'contender':<44} {'tokens/s':>9} {'x plain':>8}")
+    print(f"{'plain HF forward-backward (labels=...)':<44} {plain:>9.0f} {1.0:>8.2f}")
+    print(f"{'combined_loss (OPD surrogate) + backward':<44} {ours:>9.0f} {ours / plain:>8.2f}")
+    print(
+        f"\nheadline: our loss step runs at {ours / plain:.2f}x a plain forward-backward "
+        f"(target >= 0.87, i.e. overhead under 15%); rollout is {split['time_rollout_s'] / total:.0%} of a step"
+    )
+
+
+if __name__ == "__main__":
+    main()
