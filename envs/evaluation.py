@@ -2,15 +2,24 @@
 
 ``play_episode`` runs one task to the end; ``evaluate_panel`` plays a panel's
 tasks in order with the panel's seeds and returns per-episode results;
-``summarise`` turns them into the protocol's figures (spec section 6):
-Success Rate (fraction won) and Score (mean final score x 100).
+``evaluate_panel_batched`` plays them several at a time, one env per slot,
+with one ``agent.act_batch`` call per round (language models generate for all
+slots at once); ``summarise`` turns results into the protocol's figures (spec
+section 6): Success Rate (fraction won) and Score (mean final score x 100).
+
+Every loop takes an optional ``on_turn`` callback, called after each
+``env.step`` with a :class:`TurnEvent`: what the env answered, plus what the
+agent reported about the turn (``agent.last_turn`` after ``act``, the item of
+``agent.last_turns`` after ``act_batch``; None for agents that report nothing).
+``agents.trajectory.turn_record`` turns an event into a trajectory JSONL line.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +27,15 @@ import gymnasium as gym
 
 from envs.panels import Panel
 
-__all__ = ["EpisodeResult", "evaluate_panel", "play_episode", "summarise"]
+__all__ = [
+    "EpisodeResult",
+    "TurnEvent",
+    "evaluate_panel",
+    "evaluate_panel_batched",
+    "play_episode",
+    "summarise",
+    "supports_batched",
+]
 
 
 @dataclass
@@ -42,8 +59,39 @@ class EpisodeResult:
         return asdict(self)
 
 
+@dataclass
+class TurnEvent:
+    """One executed turn, as ``on_turn`` callbacks receive it.
+
+    ``turn`` counts from 1; ``episode`` is the episode's index in the
+    evaluation; ``observation``, ``reward``, ``info``, ``terminated`` and
+    ``truncated`` are what ``env.step(action)`` returned; ``agent_turn`` is
+    the agent's own record of the turn (or None).
+    """
+
+    env_id: str
+    task_id: str
+    seed: int
+    episode: int
+    turn: int
+    action: str
+    observation: str
+    reward: float
+    info: dict[str, Any]
+    terminated: bool
+    truncated: bool
+    agent_turn: Any = None
+
+
 def play_episode(
-    env: gym.Env, agent: Any, *, task_id: str, seed: int, env_id: str = ""
+    env: gym.Env,
+    agent: Any,
+    *,
+    task_id: str,
+    seed: int,
+    env_id: str = "",
+    episode: int = 0,
+    on_turn: Callable[[TurnEvent], None] | None = None,
 ) -> EpisodeResult:
     """Play ``task_id`` with ``agent`` until the episode terminates or is truncated."""
     started = time.perf_counter()
@@ -56,12 +104,29 @@ def play_episode(
     while not (terminated or truncated):
         action = agent.act(observation, info)
         step_started = time.perf_counter()
-        observation, _reward, terminated, truncated, info = env.step(action)
+        observation, reward, terminated, truncated, info = env.step(action)
         elapsed = time.perf_counter() - step_started
         env_s += elapsed
         step_s += elapsed
         turns += 1
         invalid += bool(info["invalid_action"])
+        if on_turn is not None:
+            on_turn(
+                TurnEvent(
+                    env_id=env_id,
+                    task_id=task_id,
+                    seed=seed,
+                    episode=episode,
+                    turn=turns,
+                    action=action,
+                    observation=observation,
+                    reward=float(reward),
+                    info=info,
+                    terminated=bool(terminated),
+                    truncated=bool(truncated),
+                    agent_turn=getattr(agent, "last_turn", None),
+                )
+            )
     return EpisodeResult(
         env_id=env_id,
         task_id=task_id,
@@ -85,17 +150,151 @@ def evaluate_panel(
     *,
     limit: int | None = None,
     on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_turn: Callable[[TurnEvent], None] | None = None,
 ) -> list[EpisodeResult]:
     """Play the panel's tasks in order (the first ``limit`` only, if given)."""
     results = []
     for index, task_id in enumerate(panel.task_ids[:limit]):
         result = play_episode(
-            env, agent, task_id=task_id, seed=panel.seed_for(index), env_id=panel.env_id
+            env,
+            agent,
+            task_id=task_id,
+            seed=panel.seed_for(index),
+            env_id=panel.env_id,
+            episode=index,
+            on_turn=on_turn,
         )
         results.append(result)
         if on_episode is not None:
             on_episode(result)
     return results
+
+
+@dataclass
+class _Slot:
+    """An env of the batched loop and the episode it is playing."""
+
+    env: gym.Env
+    index: int = -1  # the episode's position in the panel; -1 when idle
+    task_id: str = ""
+    seed: int = 0
+    observation: str = ""
+    info: dict[str, Any] | None = None
+    turns: int = 0
+    invalid: int = 0
+    started: float = 0.0
+    env_s: float = 0.0
+    step_s: float = 0.0
+
+
+def supports_batched(agent: Any) -> bool:
+    """Whether ``agent`` can play several episodes at once (``act_batch(..., slots=...)``)."""
+    act_batch = getattr(agent, "act_batch", None)
+    return act_batch is not None and "slots" in inspect.signature(act_batch).parameters
+
+
+def evaluate_panel_batched(
+    envs: Sequence[gym.Env],
+    agent: Any,
+    panel: Panel,
+    *,
+    limit: int | None = None,
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_turn: Callable[[TurnEvent], None] | None = None,
+) -> list[EpisodeResult]:
+    """Play the panel's tasks ``len(envs)`` at a time; results come back in panel order.
+
+    Each round, every busy env's observation goes to one
+    ``agent.act_batch(observations, infos, slots=...)`` call; the slot key is
+    the env's index, and an episode starts with ``info["turn"] == 0``. When an
+    episode ends, its env takes the next task of the panel. The seeds and task
+    order are the panel's, so results match ``evaluate_panel`` for agents whose
+    actions do not depend on the batch. An episode's ``wall_s`` runs from its
+    reset to its end (episodes overlap).
+    """
+    if not envs:
+        raise ValueError("evaluate_panel_batched needs at least one env")
+    if not supports_batched(agent):
+        raise ValueError(
+            f"{type(agent).__name__}.act_batch(observations, infos, slots=...) is needed to play "
+            "several episodes at once; play them one at a time instead (evaluate_panel)"
+        )
+    tasks = list(enumerate(panel.task_ids[:limit]))
+    queue = iter(tasks)
+    slots = [_Slot(env) for env in envs]
+    results: dict[int, EpisodeResult] = {}
+
+    def start(slot: _Slot) -> None:
+        entry = next(queue, None)
+        if entry is None:
+            slot.index = -1
+            return
+        slot.index, slot.task_id = entry
+        slot.seed = panel.seed_for(slot.index)
+        slot.started = time.perf_counter()
+        slot.observation, slot.info = slot.env.reset(
+            seed=slot.seed, options={"task_id": slot.task_id}
+        )
+        slot.env_s = time.perf_counter() - slot.started
+        slot.step_s, slot.turns, slot.invalid = 0.0, 0, 0
+
+    for slot in slots:
+        start(slot)
+    while True:
+        busy = [k for k, slot in enumerate(slots) if slot.index >= 0]
+        if not busy:
+            break
+        actions = agent.act_batch(
+            [slots[k].observation for k in busy], [slots[k].info for k in busy], slots=busy
+        )
+        reports = getattr(agent, "last_turns", None) or [None] * len(busy)
+        for k, action, report in zip(busy, actions, reports):
+            slot = slots[k]
+            step_started = time.perf_counter()
+            observation, reward, terminated, truncated, info = slot.env.step(action)
+            elapsed = time.perf_counter() - step_started
+            slot.env_s += elapsed
+            slot.step_s += elapsed
+            slot.turns += 1
+            slot.invalid += bool(info["invalid_action"])
+            slot.observation, slot.info = observation, info
+            if on_turn is not None:
+                on_turn(
+                    TurnEvent(
+                        env_id=panel.env_id,
+                        task_id=slot.task_id,
+                        seed=slot.seed,
+                        episode=slot.index,
+                        turn=slot.turns,
+                        action=action,
+                        observation=observation,
+                        reward=float(reward),
+                        info=info,
+                        terminated=bool(terminated),
+                        truncated=bool(truncated),
+                        agent_turn=report,
+                    )
+                )
+            if terminated or truncated:
+                result = EpisodeResult(
+                    env_id=panel.env_id,
+                    task_id=slot.task_id,
+                    seed=slot.seed,
+                    turns=slot.turns,
+                    score=float(info["score"]),
+                    won=bool(info["won"]),
+                    invalid_actions=slot.invalid,
+                    wall_s=time.perf_counter() - slot.started,
+                    env_s=slot.env_s,
+                    step_s=slot.step_s,
+                    truncated=bool(truncated and not terminated),
+                    error=info.get("error"),
+                )
+                results[slot.index] = result
+                if on_episode is not None:
+                    on_episode(result)
+                start(slot)
+    return [results[index] for index, _ in tasks]
 
 
 def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:

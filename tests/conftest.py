@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+
+# Tests never reach the Hugging Face hub: every model and tokenizer is built locally.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 

@@ -10,7 +10,14 @@ Examples::
     python tools/benchmark.py
     python tools/benchmark.py --env ScienceWorld-v0 --panel test-v1 --agent random
     python tools/benchmark.py --env ScienceWorld-v0 --agent mypkg.agents:MyAgent --episodes 5
+    python tools/benchmark.py --env WebShop-v0 --agent hf:models/tiny --batch 8 \
+        --agent-kwargs '{"temperature": 0.4, "max_new_tokens": 128}' --trajectories runs/t.jsonl
+    python tools/benchmark.py --env WebShop-v0 --agent openai:http://127.0.0.1:8000/v1#my-model
     python tools/benchmark.py --list
+
+``--trajectories PATH`` writes one JSON line per turn (schema:
+``agents/trajectory.py``): env id, task id, turn, actor, prompt, completion,
+action, observation, reward, score, won, token counts and log-probs.
 """
 
 from __future__ import annotations
@@ -33,9 +40,18 @@ import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402
 from agents import agent_env_kwargs, make_agent  # noqa: E402
-from envs.evaluation import evaluate_panel, summarise  # noqa: E402
+from agents.factory import is_model_spec  # noqa: E402
+from agents.openai_agent import ServerError  # noqa: E402
+from agents.trajectory import TrajectoryWriter, actor_of, turn_record  # noqa: E402
+from envs.evaluation import (  # noqa: E402
+    TurnEvent,
+    evaluate_panel,
+    evaluate_panel_batched,
+    summarise,
+    supports_batched,
+)
 from envs.fileio import atomic_write_json  # noqa: E402
-from envs.panels import list_panels, load_panel  # noqa: E402
+from envs.panels import default_panels, list_panels, load_panel  # noqa: E402
 from envs.registration import ENV_ENTRIES  # noqa: E402
 
 gym.register_envs(envs)
@@ -73,8 +89,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--agent",
         action="append",
         metavar="SPEC",
-        help="agent to run (repeatable): 'expert', 'random', or 'package.module:ClassName'. "
-        "Default: expert and random.",
+        help="agent to run (repeatable): 'expert', 'random', 'hf:<name-or-path>' (a transformers "
+        "model), 'openai:<base-url>#<model>' (an OpenAI-compatible server), 'tiny:<size>' (a random "
+        "offline model), or 'package.module:ClassName'. Default: expert and random.",
+    )
+    parser.add_argument(
+        "--agent-kwargs",
+        default="{}",
+        metavar="JSON",
+        help='options for model agents, e.g. \'{"temperature": 0.4, "max_new_tokens": 128, '
+        '"mode": "rank", "device": "cuda"}\'',
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="play N episodes at once (N envs, one act_batch call per round) with agents that "
+        "have act_batch(..., slots=...), such as hf: and openai: ones; others play one at a time",
+    )
+    parser.add_argument(
+        "--trajectories",
+        type=Path,
+        metavar="PATH",
+        help="write per-turn trajectory records to this JSONL file (schema: agents/trajectory.py)",
+    )
+    parser.add_argument(
+        "--trajectory-ids",
+        action="store_true",
+        help="also write prompt and completion token ids in the trajectory records",
     )
     parser.add_argument(
         "--episodes", type=int, metavar="N", help="play only the first N tasks of each panel"
@@ -111,6 +154,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError
     except ValueError:
         parser.error(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+    try:
+        args.agent_kwargs = json.loads(args.agent_kwargs)
+        if not isinstance(args.agent_kwargs, dict):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--agent-kwargs must be a JSON object, got {args.agent_kwargs!r}")
+    if args.batch < 1:
+        parser.error("--batch must be at least 1")
     if args.episodes is not None and args.episodes < 1:
         parser.error("--episodes must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
@@ -139,13 +190,16 @@ def runnable_env_ids(requested: list[str] | None) -> tuple[list[str], list[str]]
     return ids, notes
 
 
-def resolve_panel(env_id: str, panel: str | None):
+def resolve_panels(env_id: str, panel: str | None) -> list:
+    """The named panel (or JSON file) of ``env_id``, else all of its default panels."""
     if panel and panel.endswith(".json"):
         loaded = load_panel(panel)
         if loaded.env_id != env_id:
             raise SystemExit(f"panel {panel} is for {loaded.env_id}, not {env_id}")
-        return loaded
-    return load_panel(env_id, panel)
+        return [loaded]
+    if panel:
+        return [load_panel(env_id, panel)]
+    return default_panels(env_id)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -231,6 +285,30 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+def _trajectory_hook(writer: TrajectoryWriter, spec: str, actor: str, keep_ids: bool) -> Any:
+    def on_turn(event: TurnEvent) -> None:
+        record = turn_record(
+            env_id=event.env_id,
+            task_id=event.task_id,
+            seed=event.seed,
+            episode=event.episode,
+            turn=event.turn,
+            actor=actor,
+            action=event.action,
+            observation=event.observation,
+            reward=event.reward,
+            info=event.info,
+            terminated=event.terminated,
+            truncated=event.truncated,
+            agent_turn=event.agent_turn,
+            keep_ids=keep_ids,
+        )
+        record["agent"] = spec
+        writer.write(record)
+
+    return on_turn
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -250,52 +328,91 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing to run", file=sys.stderr)
         return 1
     agent_specs = args.agent or ["expert", "random"]
+    built: dict[str, Any] = {}
     for spec in agent_specs:  # fail on a bad spec before any env starts
         try:
-            make_agent(spec, seed=args.seed)
+            built[spec] = make_agent(spec, seed=args.seed, options=args.agent_kwargs)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
     panels = {}
     for env_id in env_ids:
         try:
-            panels[env_id] = resolve_panel(env_id, args.panel)
+            panels[env_id] = resolve_panels(env_id, args.panel)
         except FileNotFoundError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
 
     from tqdm import tqdm
 
-    total = sum(len(panels[e].task_ids[: args.episodes]) for e in env_ids) * len(agent_specs)
+    total = sum(len(p.task_ids[: args.episodes]) for e in env_ids for p in panels[e]) * len(
+        agent_specs
+    )
     progress = tqdm(total=total, desc="episodes", unit="ep", disable=args.quiet, dynamic_ncols=True)
+    writer = TrajectoryWriter(args.trajectories) if args.trajectories else None
     rows, started = [], time.perf_counter()
-    for env_id in env_ids:
-        panel = panels[env_id]
-        for spec in agent_specs:
-            agent = make_agent(spec, seed=args.seed)
-            env_kwargs = {**agent_env_kwargs(agent), **args.env_kwargs}
-            if args.max_steps is not None:
-                env_kwargs["max_episode_steps"] = args.max_steps
-            progress.set_postfix_str(f"{env_id} {spec}")
-            env = gym.make(env_id, split=panel.split, **env_kwargs)
-            try:
-                results = evaluate_panel(
-                    env, agent, panel, limit=args.episodes, on_episode=lambda _: progress.update()
+    try:
+        for env_id, panel in [(e, p) for e in env_ids for p in panels[e]]:
+            for spec in agent_specs:
+                # Model agents are built once (loading weights is slow); scripted ones afresh
+                # per env, so their seeded behaviour does not depend on the env order.
+                agent = built.pop(spec, None) if not is_model_spec(spec) else built[spec]
+                if agent is None:
+                    agent = make_agent(spec, seed=args.seed, options=args.agent_kwargs)
+                env_kwargs = {**agent_env_kwargs(agent), **args.env_kwargs}
+                if args.max_steps is not None:
+                    env_kwargs["max_episode_steps"] = args.max_steps
+                progress.set_postfix_str(f"{env_id} {spec}")
+                on_turn = None
+                if writer is not None:
+                    on_turn = _trajectory_hook(writer, spec, actor_of(agent), args.trajectory_ids)
+                # Agents that cannot batch (the scripted ones) play one episode at a time.
+                batch = args.batch if supports_batched(agent) else 1
+                batch = min(batch, len(panel.task_ids[: args.episodes]))
+                envs_made = [
+                    gym.make(env_id, split=panel.split, **env_kwargs) for _ in range(max(1, batch))
+                ]
+                try:
+                    if batch > 1:
+                        results = evaluate_panel_batched(
+                            envs_made,
+                            agent,
+                            panel,
+                            limit=args.episodes,
+                            on_episode=lambda _: progress.update(),
+                            on_turn=on_turn,
+                        )
+                    else:
+                        results = evaluate_panel(
+                            envs_made[0],
+                            agent,
+                            panel,
+                            limit=args.episodes,
+                            on_episode=lambda _: progress.update(),
+                            on_turn=on_turn,
+                        )
+                except ServerError as error:  # a served model failed: say so, without a traceback
+                    print(f"error: agent {spec}: {error}", file=sys.stderr)
+                    return 3
+                finally:
+                    for env in envs_made:
+                        env.close()
+                rows.append(
+                    {
+                        "env_id": env_id,
+                        "panel": panel.name,
+                        "split": panel.split,
+                        "agent": spec,
+                        "batch": batch,
+                        "env_kwargs": env_kwargs,
+                        "summary": summarise(results),
+                        "episodes": [r.to_dict() for r in results],
+                    }
                 )
-            finally:
-                env.close()
-            rows.append(
-                {
-                    "env_id": env_id,
-                    "panel": panel.name,
-                    "split": panel.split,
-                    "agent": spec,
-                    "env_kwargs": env_kwargs,
-                    "summary": summarise(results),
-                    "episodes": [r.to_dict() for r in results],
-                }
-            )
-    progress.close()
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.close()
 
     out = args.out or ROOT / "results" / f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report = {
@@ -304,10 +421,14 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.perf_counter() - started,
         "results": rows,
     }
+    if writer is not None:
+        report["trajectories"] = str(writer.path)
     atomic_write_json(out, report)
     print()
     print(format_table(rows))
     print(f"\nresults: {out}")
+    if writer is not None:
+        print(f"trajectories: {writer.path} ({writer.count} turns)")
     if not args.no_plot:
         plot = write_plot(rows, out.with_suffix(".png"))
         if plot:

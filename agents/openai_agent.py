@@ -1,0 +1,550 @@
+"""``OpenAIAgent``: a model behind any OpenAI-compatible server (vLLM, SGLang, TGI, hosted APIs).
+
+The agent builds the same prompts as ``HFAgent`` (``agents.prompts``), sends
+them as chat messages to ``POST {base_url}/chat/completions`` (one request per
+episode, ``concurrency`` at a time), parses the action and records the turn
+(``last_turn`` / ``last_turns``), with the per-token log-probs the server
+returns (``logprobs: true``; vLLM reports the model's own log-probs, i.e. at
+temperature 1, by default).
+
+Teacher scoring (``logprobs(prompt_ids, completion_ids)``) goes through
+``POST {base_url}/completions`` with the token ids as the prompt, reading
+vLLM's ``prompt_logprobs`` or, failing that, the legacy ``echo`` +
+``logprobs`` fields. Servers that offer neither (hosted chat APIs) get a
+:class:`ScoringNotSupported` error saying so.
+
+Network behaviour: every request has a ``timeout``; connection failures,
+timeouts, HTTP 408/409/429/5xx and malformed JSON are retried
+``max_retries`` times with exponential backoff; then a :class:`ServerError`
+(:class:`ServerUnreachable` when no connection could be made) names the URL
+and the last failure. Other HTTP errors are raised at once with the server's
+message. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from agents.parsing import parse_action, parse_tool_completion
+from agents.prompts import (
+    EpisodeSlots,
+    EpisodeState,
+    PromptConfig,
+    build_messages,
+    render_prompt,
+    stable_seed,
+)
+from agents.trajectory import AgentTurn
+
+__all__ = ["OpenAIAgent", "ScoringNotSupported", "ServerError", "ServerUnreachable"]
+
+_RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+_TOKEN_ID_PREFIX = "token_id:"
+
+
+class ServerError(RuntimeError):
+    """The server failed: an HTTP error, a timeout, or a reply that is not what the API promises.
+
+    ``status`` is the HTTP status when the server answered with an error.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerUnreachable(ServerError):
+    """No connection could be made to the server (after every retry)."""
+
+
+class ScoringNotSupported(ServerError):
+    """The server cannot return log-probs of a given prompt (no prompt_logprobs, no echo)."""
+
+
+def normalise_base_url(base_url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("base_url must be a URL such as http://127.0.0.1:8000/v1")
+    url = base_url.strip().rstrip("/")
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(
+            f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, not {base_url!r}"
+        )
+    if parsed.path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+class OpenAIAgent:
+    """A model served over the OpenAI API, as an agent and (where the server allows) a scorer.
+
+    Arguments: ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), ``model``
+    (default: the first id of ``GET /models``), ``api_key`` (sent as a
+    bearer token), sampling (``temperature``, ``top_p``, ``max_tokens``,
+    ``seed``, ``stop`` for text envs), ``logprobs`` / ``top_logprobs``,
+    ``timeout`` (seconds per request), ``max_retries``, ``backoff`` (first
+    wait, doubled each retry, at most ``max_backoff``), ``concurrency``
+    (requests in flight for a batch), ``extra_body`` (merged into every
+    request, e.g. ``{"top_k": 20}`` or ``{"chat_template_kwargs": ...}`` for
+    vLLM), ``token_ids`` (ask vLLM-style servers for token ids:
+    ``return_token_ids`` and ``return_tokens_as_token_ids``), prompt options as
+    for ``HFAgent`` and ``actor``. ``tokenizer`` (optional) renders the prompt
+    text written to trajectory records; without one the record holds the
+    messages as JSON.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        stop: Sequence[str] = ("</action>",),
+        logprobs: bool = True,
+        top_logprobs: int = 0,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        concurrency: int = 8,
+        extra_body: dict[str, Any] | None = None,
+        token_ids: bool = False,
+        prompt: PromptConfig | None = None,
+        history: str | None = None,
+        history_k: int | None = None,
+        family: str | None = None,
+        system_prompt: str | None = None,
+        actor: str = "student",
+        tokenizer: Any | None = None,
+    ) -> None:
+        self.base_url = normalise_base_url(base_url)
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if max_retries < 0 or concurrency < 1 or backoff < 0:
+            raise ValueError("max_retries and backoff must be >= 0, concurrency >= 1")
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.api_key = api_key
+        self.temperature, self.top_p, self.max_tokens = (
+            float(temperature),
+            float(top_p),
+            int(max_tokens),
+        )
+        self.seed = seed
+        self.stop = tuple(stop)
+        self.want_logprobs, self.top_logprobs = bool(logprobs), int(top_logprobs)
+        self.timeout, self.max_retries = float(timeout), int(max_retries)
+        self.backoff, self.max_backoff = float(backoff), float(max_backoff)
+        self.concurrency = int(concurrency)
+        self.extra_body = dict(extra_body or {})
+        self.token_ids = bool(token_ids)
+        config = PromptConfig(**prompt.__dict__) if prompt is not None else PromptConfig()
+        for name, value in (
+            ("history", history),
+            ("history_k", history_k),
+            ("family", family),
+            ("system_prompt", system_prompt),
+        ):
+            if value is not None:
+                setattr(config, name, value)
+        config.__post_init__()
+        self.prompt_config = config
+        self.actor = actor
+        self.tokenizer = tokenizer
+        self._model = model
+        self._slots = EpisodeSlots(family=config.family)
+        self._rng = random.Random(seed)
+        self._scoring_method: str | None = None
+        self.last_turns: list[AgentTurn] = []
+        self.last_turn: AgentTurn | None = None
+
+    env_kwargs: dict[str, Any] = {}
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The model id sent with every request (asked from the server when not given)."""
+        if self._model is None:
+            reply = self._request("GET", "/models")
+            data = reply.get("data") if isinstance(reply, dict) else None
+            if (
+                not data
+                or not isinstance(data, list)
+                or not isinstance(data[0], dict)
+                or "id" not in data[0]
+            ):
+                raise ServerError(
+                    f"{self.base_url}/models lists no model; pass model=... explicitly"
+                )
+            self._model = str(data[0]["id"])
+        return self._model
+
+    def _request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        url = self.base_url + path
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last_problem, reached = "", False
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+                time.sleep(delay * (1 + 0.1 * self._rng.random()))  # jitter spreads retries out
+            request = urllib.request.Request(url, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read()
+                reached = True
+            except urllib.error.HTTPError as error:
+                reached = True
+                message = _error_message(error)
+                if error.code in _RETRY_STATUS:
+                    last_problem = f"HTTP {error.code}: {message}"
+                    continue
+                raise ServerError(
+                    f"{method} {url} failed with HTTP {error.code}: {message}", error.code
+                ) from None
+            except TimeoutError:
+                reached = True
+                last_problem = f"no answer within the {self.timeout:g} s timeout"
+                continue
+            except urllib.error.URLError as error:
+                if isinstance(error.reason, TimeoutError):
+                    last_problem = f"no answer within the {self.timeout:g} s timeout"
+                else:
+                    last_problem = f"cannot connect ({error.reason})"
+                continue
+            except (ConnectionError, OSError) as error:  # reset mid-reply, broken pipe ...
+                last_problem = f"connection failed ({error})"
+                continue
+            try:
+                return json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as error:
+                snippet = raw[:120].decode("utf-8", "replace")
+                last_problem = f"the reply is not valid JSON ({error}): {snippet!r}"
+                continue
+        attempts = self.max_retries + 1
+        kind = ServerError if reached else ServerUnreachable
+        if not reached:
+            last_problem += "; is the server running at this address?"
+        raise kind(f"{method} {url} failed after {attempts} attempt(s): {last_problem}")
+
+    # -- the agent interface ------------------------------------------------------------
+
+    def reset(self, task: str, info: dict[str, Any]) -> None:
+        """Forget every episode in progress."""
+        self._slots.reset()
+
+    def restart(self) -> None:
+        """Start a new run: forget every episode and the per-task episode counts, so the
+        same seed gives the same samples as a fresh agent."""
+        self._slots.restart()
+
+    def act(self, observation: str, info: dict[str, Any]) -> str:
+        action = self.act_batch([observation], [info], slots=[0])[0]
+        self.last_turn = self.last_turns[0]
+        return action
+
+    def act_batch(
+        self,
+        observations: Sequence[str],
+        infos: Sequence[dict[str, Any]],
+        *,
+        slots: Sequence[Hashable] | None = None,
+    ) -> list[str]:
+        """One action per episode; requests run ``concurrency`` at a time (see ``HFAgent.act_batch``)."""
+        if len(observations) != len(infos):
+            raise ValueError("act_batch: observations and infos differ in length")
+        entries = self._slots.update(observations, infos, slots)
+        seeds = [
+            stable_seed(
+                self.seed,
+                e.state.info.get("task_id", e.state.task),
+                e.occurrence,
+                e.state.turns_taken,
+            )
+            if self.seed is not None
+            else None
+            for e in entries
+        ]
+        turns = self.take_turns([entry.state for entry in entries], seeds=seeds)
+        self._slots.record(entries, turns)
+        self.last_turns = turns
+        self.last_turn = turns[0] if turns else None
+        return [turn.action for turn in turns]
+
+    def take_turns(
+        self, states: Sequence[EpisodeState], *, seeds: Sequence[int | None] | None = None
+    ) -> list[AgentTurn]:
+        """This agent's turn in each episode of ``states`` (not modified)."""
+        states = list(states)
+        seeds = list(seeds) if seeds is not None else [None] * len(states)
+        model = self.model  # ask once, before the threads start
+        jobs = [(state, seed, model) for state, seed in zip(states, seeds)]
+        if len(jobs) == 1:
+            return [self._turn(*jobs[0])]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+            return list(pool.map(lambda job: self._turn(*job), jobs))
+
+    def _turn(self, state: EpisodeState, seed: int | None, model: str) -> AgentTurn:
+        messages = build_messages(state, self.prompt_config)
+        payload: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+        tools = state.tools if state.family == "tool" else None
+        if tools:
+            payload["tools"] = tools
+        elif self.stop:
+            payload["stop"] = list(self.stop)
+        if seed is not None:
+            payload["seed"] = int(seed) & ((1 << 31) - 1)  # some servers take 32-bit seeds only
+        if self.want_logprobs:
+            payload["logprobs"] = True
+            if self.top_logprobs:
+                payload["top_logprobs"] = self.top_logprobs
+        if self.token_ids:
+            payload["return_token_ids"] = True
+            payload["return_tokens_as_token_ids"] = True
+        payload.update(self.extra_body)
+        reply = self._request("POST", "/chat/completions", payload)
+        choice = _first_choice(reply, self.base_url + "/chat/completions")
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise ServerError(f"{self.base_url}/chat/completions: the reply has no message")
+        completion = message.get("content") or ""
+        if not isinstance(completion, str):
+            raise ServerError(f"{self.base_url}/chat/completions: message.content is not text")
+        stop_reason = choice.get("stop_reason")
+        if (
+            isinstance(stop_reason, str)
+            and stop_reason in self.stop
+            and not completion.endswith(stop_reason)
+        ):
+            completion += stop_reason  # the server cut the stop string; the parser likes it back
+        calls = message.get("tool_calls") or []
+        if calls:
+            completion = _with_tool_calls(completion, calls)
+        parsed = (
+            parse_tool_completion(completion)
+            if state.family == "tool"
+            else parse_action(completion)
+        )
+        logprobs, tokens, completion_ids = _read_logprobs(choice.get("logprobs"))
+        if isinstance(choice.get("token_ids"), list):
+            completion_ids = [int(x) for x in choice["token_ids"]]
+        prompt_ids = reply.get("prompt_token_ids") or choice.get("prompt_token_ids")
+        extra: dict[str, Any] = {"message": message} if calls else {}
+        return AgentTurn(
+            prompt=self._prompt_text(messages, tools),
+            completion=completion,
+            action=parsed.action,
+            actor=self.actor,
+            prompt_ids=[int(x) for x in prompt_ids] if isinstance(prompt_ids, list) else None,
+            completion_ids=completion_ids,
+            logprobs=logprobs,
+            finish_reason=choice.get("finish_reason"),
+            parsed=parsed.found,
+            tokens=tokens,
+            extra=extra,
+        )
+
+    def _prompt_text(self, messages: list[dict[str, Any]], tools: list | None) -> str:
+        if self.tokenizer is not None:
+            return render_prompt(
+                self.tokenizer,
+                messages,
+                tools=tools,
+                template_kwargs=self.prompt_config.template_kwargs,
+            )
+        return json.dumps(
+            {"messages": messages, "tools": tools} if tools else {"messages": messages},
+            ensure_ascii=False,
+        )
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """Per-token log-probs of each completion given its prompt, through the server.
+
+        Needs a server that returns prompt log-probs (vLLM's ``prompt_logprobs``,
+        or ``echo`` with ``logprobs`` on ``/completions``; ``tools/serve.py``
+        has both); raises :class:`ScoringNotSupported` otherwise.
+        """
+        if len(prompt_ids) != len(completion_ids):
+            raise ValueError("logprobs: prompt_ids and completion_ids differ in length")
+        items = []
+        for index, (prompt, completion) in enumerate(zip(prompt_ids, completion_ids)):
+            prompt, completion = [int(x) for x in prompt], [int(x) for x in completion]
+            if not prompt:
+                raise ValueError(f"logprobs: prompt_ids[{index}] is empty; scoring needs context")
+            items.append((prompt, completion))
+        model = self.model
+        if not items:
+            return []
+        if len(items) == 1:
+            return [self._score_one(*items[0], model)]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
+            return list(pool.map(lambda item: self._score_one(*item, model), items))
+
+    def logprobs_trajectory(
+        self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """Per-turn scoring of one trajectory (a server's prefix cache does the sharing)."""
+        return self.logprobs(prompt_ids, completion_ids)
+
+    def _score_one(self, prompt: list[int], completion: list[int], model: str) -> list[float]:
+        if not completion:
+            return []
+        sequence = prompt + completion
+        methods = [self._scoring_method] if self._scoring_method else ["prompt_logprobs", "echo"]
+        problems = []
+        for method in methods:
+            try:
+                values = self._score_with(method, sequence, model)
+            except ScoringNotSupported as error:
+                problems.append(str(error))
+                continue
+            except ServerError as error:
+                if error.status in (400, 404, 422) and self._scoring_method is None:
+                    problems.append(str(error))  # the server refused the extension field
+                    continue
+                raise
+            self._scoring_method = method
+            return values[len(prompt) :]
+        raise ScoringNotSupported(
+            f"{self.base_url} cannot score given tokens: it returns neither vLLM's prompt_logprobs "
+            f"nor echo+logprobs on /completions ({'; '.join(problems)}). Use vLLM or tools/serve.py "
+            "for a teacher that scores."
+        )
+
+    def _score_with(self, method: str, sequence: list[int], model: str) -> list[float]:
+        """Log-probs of sequence[1:] (a list as long as ``sequence``; the first is 0.0)."""
+        url = self.base_url + "/completions"
+        if method == "prompt_logprobs":
+            payload = {
+                "model": model,
+                "prompt": sequence,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "prompt_logprobs": 0,
+            }
+            choice = _first_choice(self._request("POST", "/completions", payload), url)
+            entries = choice.get("prompt_logprobs")
+            if not isinstance(entries, list):
+                raise ScoringNotSupported("no prompt_logprobs in the reply")
+            if len(entries) < len(sequence):
+                raise ServerError(
+                    f"{url}: prompt_logprobs has {len(entries)} entries for {len(sequence)} tokens"
+                )
+            values = [0.0]
+            for position in range(1, len(sequence)):
+                entry = entries[position]
+                value = entry.get(str(sequence[position])) if isinstance(entry, dict) else None
+                if isinstance(value, dict):
+                    value = value.get("logprob")
+                if not isinstance(value, int | float):
+                    raise ServerError(
+                        f"{url}: prompt_logprobs lacks token {sequence[position]} at position {position}"
+                    )
+                values.append(float(value))
+            return values
+        payload = {
+            "model": model,
+            "prompt": sequence,
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": 0,
+            "temperature": 0.0,
+        }
+        choice = _first_choice(self._request("POST", "/completions", payload), url)
+        logprobs = choice.get("logprobs")
+        token_logprobs = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+        if not isinstance(token_logprobs, list) or len(token_logprobs) < len(sequence):
+            raise ScoringNotSupported("no echoed prompt log-probs in the reply")
+        values = [0.0]
+        for position in range(1, len(sequence)):
+            value = token_logprobs[position]
+            if not isinstance(value, int | float):
+                raise ServerError(f"{url}: echoed log-prob missing at position {position}")
+            values.append(float(value))
+        return values
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    try:
+        body = error.read().decode("utf-8", "replace")
+    except OSError:
+        return error.reason or ""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return str(data["error"].get("message", body))
+        if isinstance(data, dict) and "message" in data:
+            return str(data["message"])
+    except ValueError:
+        pass
+    return body[:300] or str(error.reason)
+
+
+def _first_choice(reply: Any, url: str) -> dict[str, Any]:
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ServerError(f"{url}: the reply has no choices: {str(reply)[:200]}")
+    return choices[0]
+
+
+def _read_logprobs(block: Any) -> tuple[list[float] | None, list[str] | None, list[int] | None]:
+    """(log-probs, token texts, token ids when sent as ``token_id:N``) of a chat choice."""
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list):
+        return None, None, None
+    values, tokens, ids = [], [], []
+    for entry in content:
+        if not isinstance(entry, dict) or not isinstance(entry.get("logprob"), int | float):
+            return None, None, None
+        values.append(float(entry["logprob"]))
+        token = str(entry.get("token", ""))
+        tokens.append(token)
+        if token.startswith(_TOKEN_ID_PREFIX) and token[len(_TOKEN_ID_PREFIX) :].isdigit():
+            ids.append(int(token[len(_TOKEN_ID_PREFIX) :]))
+    return values, tokens, ids if len(ids) == len(values) and ids else None
+
+
+def _with_tool_calls(content: str, calls: list[Any]) -> str:
+    """Structured tool calls written back as ``<tool_call>`` blocks the envs parse."""
+    blocks = []
+    for call in calls:
+        function = call.get("function", call) if isinstance(call, dict) else {}
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                pass  # left as the string: the env reports the bad arguments
+        body = json.dumps(
+            {"name": function.get("name"), "arguments": arguments}, ensure_ascii=False
+        )
+        blocks.append(f"<tool_call>\n{body}\n</tool_call>")
+    return "\n".join(([content] if content else []) + blocks)

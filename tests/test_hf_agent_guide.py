@@ -1,0 +1,53 @@
+"""docs/agents.md: its Python blocks run as written (offline, tiny models)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import re  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_agents_guide_python_blocks_run() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 6
+    namespace: dict = {"__name__": "agents_guide"}
+    for block in blocks:
+        exec(compile(block, str(GUIDE), "exec"), namespace)
+
+
+def test_agents_guide_names_real_options(capsys: pytest.CaptureFixture) -> None:
+    sys.path.insert(0, str(GUIDE.parents[1] / "tools"))
+    import benchmark
+    import serve
+
+    text = GUIDE.read_text()
+    for module in (benchmark, serve):
+        with pytest.raises(SystemExit):
+            module.main(["--help"])
+    help_text = capsys.readouterr().out
+    for flag in (
+        "--trajectories",
+        "--trajectory-ids",
+        "--agent-kwargs",
+        "--batch",
+        "--port",
+        "--host",
+    ):
+        assert flag in text and flag in help_text

@@ -1,0 +1,358 @@
+"""OpenAIAgent against tools/serve.py on a free localhost port, and against servers that
+are down, slow, erroring, or answering malformed JSON."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import agents  # noqa: E402
+from agents.hf import HFAgent  # noqa: E402
+from agents.openai_agent import (  # noqa: E402
+    OpenAIAgent,
+    ScoringNotSupported,
+    ServerError,
+    ServerUnreachable,
+    normalise_base_url,
+)
+from agents.prompts import EpisodeState  # noqa: E402
+from agents.tiny import build_tiny  # noqa: E402
+from agents.trajectory import read_trajectories  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import benchmark  # noqa: E402
+import serve  # noqa: E402
+
+FAST = {"max_retries": 1, "backoff": 0.01, "max_backoff": 0.02}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def local():
+    model, tokenizer = build_tiny("tiny", seed=0)
+    return HFAgent(model, tokenizer, max_new_tokens=8, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def server(local):
+    running = serve.make_server(local, host="127.0.0.1", port=0, model_name="tiny").start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def room_info(task_id: str, turn: int = 0) -> dict:
+    return {
+        "task": f"leave room {task_id}",
+        "task_id": task_id,
+        "turn": turn,
+        "admissible_actions": ["go north", "go south"],
+    }
+
+
+def test_agents_package_exports_openai_agent() -> None:
+    assert agents.OpenAIAgent is OpenAIAgent
+    assert normalise_base_url("http://127.0.0.1:9/") == "http://127.0.0.1:9/v1"
+    assert normalise_base_url("http://h:1/api/v1/") == "http://h:1/api/v1"
+    with pytest.raises(ValueError, match="http"):
+        normalise_base_url("127.0.0.1:8000")
+
+
+def test_act_batch_through_the_server_matches_the_local_model(server, local) -> None:
+    agent = OpenAIAgent(
+        server.url, max_tokens=8, temperature=0, seed=0, token_ids=True, tokenizer=local.tokenizer
+    )
+    assert agent.model == "tiny"  # asked from /models
+    observations = ["You are in room a.", "You are in room b.", "You are in room c."]
+    infos = [room_info(name) for name in "abc"]
+    actions = agent.act_batch(observations, infos)
+    assert len(actions) == 3
+    for observation, info, turn, action in zip(observations, infos, agent.last_turns, actions):
+        state = EpisodeState.start(observation, info)
+        prompt_text, prompt_ids = local.prompt_ids(state)
+        (expected,) = local.generate([prompt_ids])
+        assert turn.prompt == prompt_text and turn.prompt_ids == prompt_ids
+        assert turn.completion_ids == expected.token_ids and turn.action == action
+        assert all(abs(a - b) < 1e-4 for a, b in zip(turn.logprobs, expected.logprobs))
+        assert turn.finish_reason in ("stop", "length")
+    again = agent.act_batch(["Still room a."], [room_info("a", 1)], slots=[0])
+    assert "already taken 1 step(s)" in agent.last_turns[0].prompt and len(again) == 1
+
+
+def test_scoring_through_prompt_logprobs_and_echo(server, local) -> None:
+    agent = OpenAIAgent(server.url, "tiny", **FAST)
+    prompts = [
+        local.encode("<|im_start|>user\nopen the door<|im_end|>\n"),
+        local.encode("take key"),
+    ]
+    completions = [local.encode("<action>open door</action>"), local.encode(" 1 and leave")]
+    expected = local.logprobs(prompts, completions)
+    got = agent.logprobs(prompts, completions)
+    assert agent._scoring_method == "prompt_logprobs"
+    for a, b in zip(got, expected):
+        assert len(a) == len(b) and all(abs(x - y) < 1e-4 for x, y in zip(a, b))
+    agent._scoring_method = "echo"
+    for a, b in zip(agent.logprobs(prompts, completions), expected):
+        assert all(abs(x - y) < 1e-4 for x, y in zip(a, b))
+    assert agent.logprobs_trajectory(prompts[:1], completions[:1])[0] == pytest.approx(
+        expected[0], abs=1e-4
+    )
+    with pytest.raises(ValueError, match="empty"):
+        agent.logprobs([[]], [[1]])
+
+
+def test_benchmark_runs_an_openai_agent(server, tmp_path: Path) -> None:
+    out, trajectories = tmp_path / "bench.json", tmp_path / "t.jsonl"
+    code = benchmark.main(
+        [
+            "--env", "WebShop-v0", "--agent", f"openai:{server.url}#tiny", "--episodes", "1",
+            "--max-steps", "2", "--agent-kwargs", '{"max_tokens": 6, "max_retries": 0}',
+            "--trajectories", str(trajectories), "--out", str(out), "--no-plot", "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    records = read_trajectories(trajectories)
+    assert [r["turn"] for r in records] == [1, 2] and all(
+        r["agent"].startswith("openai:") for r in records
+    )
+    assert all(len(r["logprobs"]) == r["completion_tokens"] for r in records)
+
+
+# -- servers that misbehave ----------------------------------------------------------
+
+
+@contextmanager
+def fake_server(
+    respond: Callable[[BaseHTTPRequestHandler, dict | None], None],
+) -> Iterator[tuple[str, list]]:
+    """A localhost server whose every POST/GET is answered by ``respond``; yields (url, bodies)."""
+    bodies: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            bodies.append(body)
+            respond(self, body)
+
+        do_GET = do_POST = _handle  # noqa: N815
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", bodies
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    handler.wfile.write(payload)
+
+
+def chat_reply(content: str, **message) -> bytes:
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": content, **message},
+        "finish_reason": "stop",
+    }
+    return json.dumps({"choices": [choice]}).encode()
+
+
+def test_a_server_that_is_down_gives_a_clear_error_quickly() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+    try:
+        url = f"http://127.0.0.1:{holder.getsockname()[1]}/v1"
+        agent = OpenAIAgent(url, "m", timeout=2, **FAST)
+        started = time.monotonic()
+        with pytest.raises(ServerUnreachable, match="is the server running") as caught:
+            agent.act("obs", room_info("a"))
+        assert "2 attempt(s)" in str(caught.value) and url in str(caught.value)
+        assert time.monotonic() - started < 10
+    finally:
+        holder.close()
+
+
+def test_benchmark_reports_a_down_server_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{holder.getsockname()[1]}/v1"
+        code = benchmark.main(
+            [
+                "--env", "WebShop-v0", "--agent", f"openai:{url}#m", "--episodes", "1",
+                "--agent-kwargs", '{"max_retries": 0}', "--out", str(tmp_path / "b.json"),
+                "--no-plot", "--quiet",
+            ]
+        )  # fmt: skip
+        assert code == 3
+        assert "is the server running" in capsys.readouterr().err
+    finally:
+        holder.close()
+
+
+def test_a_slow_server_times_out_after_bounded_retries() -> None:
+    def slow(handler, body) -> None:
+        time.sleep(1.5)
+        reply(handler, 200, chat_reply("<action>go north</action>"))
+
+    with fake_server(slow) as (url, bodies):
+        agent = OpenAIAgent(url, "m", timeout=0.3, **FAST)
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="timeout"):
+            agent.act("obs", room_info("a"))
+        assert time.monotonic() - started < 5 and len(bodies) == 2
+
+
+def test_malformed_json_is_reported() -> None:
+    with fake_server(lambda handler, body: reply(handler, 200, b"{not json")) as (url, bodies):
+        agent = OpenAIAgent(url, "m", **FAST)
+        with pytest.raises(ServerError, match="not valid JSON") as caught:
+            agent.act("obs", room_info("a"))
+        assert not isinstance(caught.value, ServerUnreachable) and len(bodies) == 2
+
+
+def test_a_reply_without_choices_is_reported() -> None:
+    with fake_server(lambda handler, body: reply(handler, 200, b'{"choices": []}')) as (url, _):
+        with pytest.raises(ServerError, match="no choices"):
+            OpenAIAgent(url, "m", **FAST).act("obs", room_info("a"))
+
+
+def test_transient_errors_are_retried_and_client_errors_are_not() -> None:
+    calls = {"n": 0}
+
+    def flaky(handler, body) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            reply(handler, 503, b'{"error": {"message": "warming up"}}')
+        else:
+            reply(handler, 200, chat_reply("<think>x</think><action>go south</action>"))
+
+    with fake_server(flaky) as (url, _):
+        agent = OpenAIAgent(url, "m", **FAST)
+        assert agent.act("obs", room_info("a")) == "go south" and calls["n"] == 2
+        assert agent.last_turn.logprobs is None  # the server sent none
+
+    def refuse(handler, body) -> None:
+        reply(handler, 400, b'{"error": {"message": "max_tokens is too large"}}')
+
+    with fake_server(refuse) as (url, bodies):
+        with pytest.raises(ServerError, match="HTTP 400: max_tokens is too large") as caught:
+            OpenAIAgent(url, "m", **FAST).act("obs", room_info("a"))
+        assert caught.value.status == 400 and len(bodies) == 1
+
+
+def test_scoring_on_a_server_without_prompt_logprobs_says_so() -> None:
+    def plain(handler, body) -> None:
+        reply(
+            handler,
+            200,
+            json.dumps({"choices": [{"index": 0, "text": "x", "logprobs": None}]}).encode(),
+        )
+
+    with fake_server(plain) as (url, bodies):
+        agent = OpenAIAgent(url, "m", **FAST)
+        with pytest.raises(ScoringNotSupported, match="prompt_logprobs"):
+            agent.logprobs([[1, 2]], [[3]])
+        assert {"prompt_logprobs", "echo"} <= {key for body in bodies for key in body}
+
+
+def test_structured_tool_calls_become_tool_call_blocks_and_ids_flow_back() -> None:
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'},
+        }
+    ]
+
+    def answer(handler, body) -> None:
+        reply(handler, 200, chat_reply("", tool_calls=calls))
+
+    with fake_server(answer) as (url, bodies):
+        agent = OpenAIAgent(url, "m", **FAST)
+        info = {"task": "1+2?", "task_id": "m", "turn": 0, "tools": tools, "tool_results": []}
+        action = agent.act("What is 1+2?", info)
+        assert action == '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
+        assert bodies[-1]["tools"] == tools and "stop" not in bodies[-1]
+        results = [{"name": "add", "ok": True, "content": "3"}]
+        agent.act(
+            "<tool_response>\n3\n</tool_response>", {**info, "turn": 1, "tool_results": results}
+        )
+        messages = bodies[-1]["messages"]
+        assert messages[-2]["tool_calls"][0]["id"] == "call_1"
+        assert messages[-1] == {
+            "role": "tool",
+            "content": "3",
+            "name": "add",
+            "tool_call_id": "call_1",
+        }
+
+
+def test_stop_string_cut_by_the_server_is_put_back() -> None:
+    def cut(handler, body) -> None:
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": "<think>t</think><action>go north"},
+            "finish_reason": "stop",
+            "stop_reason": "</action>",
+            "logprobs": {
+                "content": [
+                    {"token": "token_id:5", "logprob": -1.5},
+                    {"token": "token_id:9", "logprob": -0.5},
+                ]
+            },
+        }
+        reply(handler, 200, json.dumps({"choices": [choice]}).encode())
+
+    with fake_server(cut) as (url, bodies):
+        agent = OpenAIAgent(url, "m", seed=3, **FAST)
+        assert agent.act("obs", room_info("a")) == "go north"
+        turn = agent.last_turn
+        assert turn.completion.endswith("</action>") and turn.completion_ids == [5, 9]
+        assert turn.logprobs == [-1.5, -0.5] and bodies[-1]["stop"] == ["</action>"]
+        assert isinstance(bodies[-1]["seed"], int) and bodies[-1]["logprobs"] is True
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        OpenAIAgent("http://127.0.0.1:1/v1", "m", timeout=0)
+    with pytest.raises(ValueError, match="concurrency"):
+        OpenAIAgent("http://127.0.0.1:1/v1", "m", concurrency=0)
