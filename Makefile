@@ -10,9 +10,10 @@ venv:
 benchmark: venv
 	$(PY) tools/benchmark.py
 
-# Lint, then the default (fast) test suite.
+# Lint and format check, then the default (fast) test suite.
 test: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 # The slow cases too (every ScienceWorld task's gold path, long runs).

@@ -21,7 +21,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Panel", "PANEL_DIR", "default_panel", "default_panels", "list_panels", "load_panel", "panel_path"]
+__all__ = [
+    "Panel",
+    "PANEL_DIR",
+    "default_panel",
+    "default_panels",
+    "list_panels",
+    "load_panel",
+    "panel_path",
+]
 
 PANEL_DIR = Path(__file__).resolve().parent
 
