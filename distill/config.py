@@ -54,7 +54,9 @@ class TrainConfig:
     env_mode: str = (
         "async"  # async: one process per env (JVMs, TextWorld); sync: in-process (cheap envs)
     )
-    max_turns: int | None = None  # None: ALFWorld/ScienceWorld 30, WebShop 15, tool tasks 5 + answer
+    max_turns: int | None = (
+        None  # None: ALFWorld/ScienceWorld 30, WebShop 15, tool tasks 5 + answer
+    )
     learning_rate: float = 1e-6  # both papers
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
