@@ -51,12 +51,8 @@ class TrainConfig:
     total_steps: int = 250  # Guided-OPD: 250 steps
     rollouts_per_step: int = 64  # episodes collected per optimiser step (paper: batch 64)
     num_envs: int = 8  # envs stepped side by side during collection
-    env_mode: str = (
-        "async"  # async: one process per env (JVMs, TextWorld); sync: in-process (cheap envs)
-    )
-    max_turns: int | None = (
-        None  # None: ALFWorld/ScienceWorld 30, WebShop 15, tool tasks 5 + answer
-    )
+    env_mode: str = "async"  # async: a process per env (JVMs, TextWorld); sync: in-process
+    max_turns: int | None = None  # None: ALFWorld, ScienceWorld 30; WebShop 15; tools 5 + answer
     learning_rate: float = 1e-6  # both papers
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
