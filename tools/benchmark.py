@@ -263,7 +263,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
         return None
     from envs.fileio import atomic_write_bytes
 
-    labels = [f"{r['env_id']}\n{r['agent']}" for r in rows]
+    labels = [f"{r['env_id']}\n{r['panel']}\n{r['agent']}" for r in rows]
     sr = [r["summary"]["success_rate"] for r in rows]
     score = [r["summary"]["score"] for r in rows]
     positions = range(len(rows))
