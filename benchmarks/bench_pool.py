@@ -4,7 +4,8 @@
 Both contenders hold the same N envs of one id (default ScienceWorld-v0, whose
 every env is a JVM); ``sync`` steps them one after another in this process,
 ``async`` sends each its action at once and collects the results (one process
-per env). Same tasks, same actions, same run. On 2 cores the ceiling is ~2x.
+per env). Same tasks, same actions, same run. On 2 cores the ceiling is ~2x (each env's step also needs its
+own Python worker's CPU, so expect less).
 Usage: ``python benchmarks/bench_pool.py [--env ScienceWorld-v0] [--envs 2] [--steps 200]``.
 """
 
@@ -27,17 +28,19 @@ ACTIONS = {
         "close door to kitchen",
     ),
 }
+TASKS = {"ScienceWorld-v0": "boil/0"}  # one task everywhere: both contenders do equal work
 
 
-def measure(pool: EnvPool, actions: tuple[str, ...], steps: int) -> float:
+def measure(pool: EnvPool, actions: tuple[str, ...], steps: int, task_id: str | None) -> float:
     n = pool.num_envs
-    pool.reset({i: {"seed": i} for i in range(n)})
+    options = {"options": {"task_id": task_id}} if task_id else {}
+    pool.reset({i: {"seed": i, **options} for i in range(n)})
     started = time.perf_counter()
     for t in range(steps):
         results = pool.step({i: actions[t % len(actions)] for i in range(n)})
         finished = [i for i, r in results.items() if r[2] or r[3]]
         if finished:
-            pool.reset({i: {"seed": i + t} for i in finished})
+            pool.reset({i: {"seed": i + t, **options} for i in finished})
     return n * steps / (time.perf_counter() - started)
 
 
@@ -54,8 +57,8 @@ def main() -> None:
     rates = {}
     for mode in ("sync", "async"):
         with EnvPool(args.env, args.envs, env_kwargs=kwargs, mode=mode) as pool:
-            measure(pool, actions, 10)  # warm-up
-            rates[mode] = measure(pool, actions, args.steps)
+            measure(pool, actions, 10, TASKS.get(args.env))  # warm-up
+            rates[mode] = measure(pool, actions, args.steps, TASKS.get(args.env))
     print(f"{args.env}, {args.envs} envs, {args.steps} steps each\n")
     print(f"{'mode':<8} {'aggregate steps/s':>18} {'x sync':>7}")
     for mode, rate in rates.items():
