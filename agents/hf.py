@@ -29,13 +29,14 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from agents.base import TurnTakingAgent
 from agents.parsing import ParsedAction, parse_action, parse_tool_completion
 from agents.prompts import (
     EpisodeSlots,
@@ -123,7 +124,7 @@ def _resolve_dtype(dtype: Any, device: str) -> Any:
     return value
 
 
-class HFAgent:
+class HFAgent(TurnTakingAgent):
     """A ``transformers`` causal LM behind the agent interface (module docstring).
 
     Keyword arguments (defaults follow the papers' evaluation, except the
@@ -287,46 +288,6 @@ class HFAgent:
         return ids
 
     # -- the agent interface ----------------------------------------------------------
-
-    def reset(self, task: str, info: dict[str, Any]) -> None:
-        """Forget every episode in progress (``act`` then starts afresh)."""
-        self._slots.reset()
-
-    def restart(self) -> None:
-        """Start a new run: forget every episode and the per-task episode counts, so the
-        same seed gives the same samples as a fresh agent."""
-        self._slots.restart()
-
-    def act(self, observation: str, info: dict[str, Any]) -> str:
-        """The next action of the single episode this agent plays (see ``act_batch``)."""
-        action = self.act_batch([observation], [info], slots=[0])[0]
-        self.last_turn = self.last_turns[0]
-        return action
-
-    def act_batch(
-        self,
-        observations: Sequence[str],
-        infos: Sequence[dict[str, Any]],
-        *,
-        slots: Sequence[Hashable] | None = None,
-    ) -> list[str]:
-        """One action per episode, all generated (or ranked) in one batch.
-
-        Episodes are told apart by ``slots`` (default: the position in the
-        lists). A slot starts a new episode when its ``info["turn"]`` is 0 (the
-        info of ``env.reset``); otherwise the observation continues the slot's
-        episode, whose last action is taken to be the one this agent returned.
-        ``last_turns`` then holds one ``AgentTurn`` per item.
-        """
-        if len(observations) != len(infos):
-            raise ValueError("act_batch: observations and infos differ in length")
-        entries = self._slots.update(observations, infos, slots)
-        seeds = [self._episode_seed(entry.state, entry.occurrence) for entry in entries]
-        turns = self.take_turns([entry.state for entry in entries], seeds=seeds)
-        self._slots.record(entries, turns)
-        self.last_turns = turns
-        self.last_turn = turns[0] if turns else None
-        return [turn.action for turn in turns]
 
     def take_turns(
         self, states: Sequence[EpisodeState], *, seeds: Sequence[int | None] | None = None

@@ -29,10 +29,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agents.base import TurnTakingAgent
 from agents.parsing import parse_action, parse_tool_completion
 from agents.prompts import (
     EpisodeSlots,
@@ -84,7 +85,7 @@ def normalise_base_url(base_url: str) -> str:
     return url
 
 
-class OpenAIAgent:
+class OpenAIAgent(TurnTakingAgent):
     """A model served over the OpenAI API, as an agent and (where the server allows) a scorer.
 
     Arguments: ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), ``model``
@@ -247,47 +248,12 @@ class OpenAIAgent:
 
     # -- the agent interface ------------------------------------------------------------
 
-    def reset(self, task: str, info: dict[str, Any]) -> None:
-        """Forget every episode in progress."""
-        self._slots.reset()
-
-    def restart(self) -> None:
-        """Start a new run: forget every episode and the per-task episode counts, so the
-        same seed gives the same samples as a fresh agent."""
-        self._slots.restart()
-
-    def act(self, observation: str, info: dict[str, Any]) -> str:
-        action = self.act_batch([observation], [info], slots=[0])[0]
-        self.last_turn = self.last_turns[0]
-        return action
-
-    def act_batch(
-        self,
-        observations: Sequence[str],
-        infos: Sequence[dict[str, Any]],
-        *,
-        slots: Sequence[Hashable] | None = None,
-    ) -> list[str]:
-        """One action per episode; requests run ``concurrency`` at a time (see ``HFAgent.act_batch``)."""
-        if len(observations) != len(infos):
-            raise ValueError("act_batch: observations and infos differ in length")
-        entries = self._slots.update(observations, infos, slots)
-        seeds = [
-            stable_seed(
-                self.seed,
-                e.state.info.get("task_id", e.state.task),
-                e.occurrence,
-                e.state.turns_taken,
-            )
-            if self.seed is not None
-            else None
-            for e in entries
-        ]
-        turns = self.take_turns([entry.state for entry in entries], seeds=seeds)
-        self._slots.record(entries, turns)
-        self.last_turns = turns
-        self.last_turn = turns[0] if turns else None
-        return [turn.action for turn in turns]
+    def _episode_seed(self, state: EpisodeState, occurrence: int) -> int | None:
+        if self.seed is None:
+            return None
+        return stable_seed(
+            self.seed, state.info.get("task_id", state.task), occurrence, state.turns_taken
+        )
 
     def take_turns(
         self, states: Sequence[EpisodeState], *, seeds: Sequence[int | None] | None = None
