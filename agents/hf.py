@@ -195,25 +195,20 @@ class HFAgent(TurnTakingAgent):
             rank_suffix,
             rank_normalise,
         )
-        config = copy.deepcopy(prompt) if prompt is not None else PromptConfig()
-        for name, value in (
-            ("history", history),
-            ("history_k", history_k),
-            ("family", family),
-            ("system_prompt", system_prompt),
-            ("template_kwargs", template_kwargs),
-        ):
-            if value is not None:
-                setattr(config, name, value)
-        config.__post_init__()
-        self.prompt_config = config
+        self.prompt_config = (prompt or PromptConfig()).overridden(
+            history=history,
+            history_k=history_k,
+            family=family,
+            system_prompt=system_prompt,
+            template_kwargs=template_kwargs,
+        )
         self.actor = actor
         self.max_batch_size = int(max_batch_size)
         self.max_batch_tokens = int(max_batch_tokens)
         self.eos_token_ids = self._eos_ids()
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids or {0}))
-        self._slots = EpisodeSlots(family=config.family)
+        self._slots = EpisodeSlots(family=self.prompt_config.family)
         self._rng = np.random.default_rng(seed)
         self._cache_key = ("hf", id(self))
         self._keep_mode: str | None = None  # how logits_to_keep works for this model (probed)

@@ -152,21 +152,13 @@ class OpenAIAgent(TurnTakingAgent):
         self.concurrency = int(concurrency)
         self.extra_body = dict(extra_body or {})
         self.token_ids = bool(token_ids)
-        config = PromptConfig(**prompt.__dict__) if prompt is not None else PromptConfig()
-        for name, value in (
-            ("history", history),
-            ("history_k", history_k),
-            ("family", family),
-            ("system_prompt", system_prompt),
-        ):
-            if value is not None:
-                setattr(config, name, value)
-        config.__post_init__()
-        self.prompt_config = config
+        self.prompt_config = (prompt or PromptConfig()).overridden(
+            history=history, history_k=history_k, family=family, system_prompt=system_prompt
+        )
         self.actor = actor
         self.tokenizer = tokenizer
         self._model = model
-        self._slots = EpisodeSlots(family=config.family)
+        self._slots = EpisodeSlots(family=self.prompt_config.family)
         self._rng = random.Random(seed)
         self._scoring_method: str | None = None
         self.last_turns: list[AgentTurn] = []

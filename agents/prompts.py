@@ -28,6 +28,7 @@ completion called nothing).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -124,6 +125,11 @@ class PromptConfig:
             raise ValueError(f"history_k must be a non-negative integer, not {self.history_k!r}")
         if self.family is not None and self.family not in FAMILIES:
             raise ValueError(f"family must be one of {list(FAMILIES)}, not {self.family!r}")
+
+    def overridden(self, **overrides: Any) -> PromptConfig:
+        """A validated copy with every override that is not None applied (agents' keywords)."""
+        chosen = {name: value for name, value in overrides.items() if value is not None}
+        return dataclasses.replace(copy.deepcopy(self), **chosen)
 
 
 def detect_family(info: dict[str, Any] | None = None, env_id: str | None = None) -> str:

@@ -29,3 +29,15 @@ def entry_params() -> list:
             ]
         params.append(pytest.param(entry.id, marks=marks, id=entry.id))
     return params
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a model test on one torch thread: the machine is shared, and one thread per
+    test process avoids oversubscription stalls (results do not depend on it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -25,14 +25,7 @@ from agents.tiny import (  # noqa: E402
     train_tokenizer,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The machine is shared: one thread per test process avoids oversubscription stalls.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_corpus_is_env_text_and_tokenizer_has_qwen_markers() -> None:
