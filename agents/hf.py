@@ -45,6 +45,7 @@ from agents.prompts import (
     build_messages,
     render_prompt,
     stable_seed,
+    template_tools,
 )
 from agents.trajectory import AgentTurn
 
@@ -140,7 +141,7 @@ class HFAgent(TurnTakingAgent):
       the scored completion (``"<action>"``, ``"</action>"``);
       ``rank_normalise``: ``"sum"`` (log-likelihood) or ``"mean"`` (per token);
     * ``prompt``: a :class:`PromptConfig` (or the same as keyword arguments:
-      ``history``, ``history_k``, ``family``, ``system_prompt``, ``template_kwargs``);
+      ``history``, ``history_k``, ``family``, ``system_prompt``, ``template_kwargs``, ``tool_listing``);
     * ``actor``: name written in trajectory records (``"student"``);
     * ``max_batch_size`` / ``max_batch_tokens``: bounds on one forward pass
       (rows, and rows x padded length), which bound memory.
@@ -167,6 +168,7 @@ class HFAgent(TurnTakingAgent):
         family: str | None = None,
         system_prompt: str | None = None,
         template_kwargs: dict[str, Any] | None = None,
+        tool_listing: str | None = None,
         actor: str = "student",
         max_batch_size: int = 64,
         max_batch_tokens: int = 16384,
@@ -201,6 +203,7 @@ class HFAgent(TurnTakingAgent):
             family=family,
             system_prompt=system_prompt,
             template_kwargs=template_kwargs,
+            tool_listing=tool_listing,
         )
         self.actor = actor
         self.max_batch_size = int(max_batch_size)
@@ -369,7 +372,7 @@ class HFAgent(TurnTakingAgent):
         return render_prompt(
             self.tokenizer,
             messages,
-            tools=state.tools if state.family == "tool" else None,
+            tools=template_tools(state, self.prompt_config),
             template_kwargs=self.prompt_config.template_kwargs,
         )
 

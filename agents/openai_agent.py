@@ -42,6 +42,7 @@ from agents.prompts import (
     build_messages,
     render_prompt,
     stable_seed,
+    template_tools,
 )
 from agents.trajectory import AgentTurn
 
@@ -128,6 +129,7 @@ class OpenAIAgent(TurnTakingAgent):
         history_k: int | None = None,
         family: str | None = None,
         system_prompt: str | None = None,
+        tool_listing: str | None = None,
         actor: str = "student",
         tokenizer: Any | None = None,
     ) -> None:
@@ -153,7 +155,11 @@ class OpenAIAgent(TurnTakingAgent):
         self.extra_body = dict(extra_body or {})
         self.token_ids = bool(token_ids)
         self.prompt_config = (prompt or PromptConfig()).overridden(
-            history=history, history_k=history_k, family=family, system_prompt=system_prompt
+            history=history,
+            history_k=history_k,
+            family=family,
+            system_prompt=system_prompt,
+            tool_listing=tool_listing,
         )
         self.actor = actor
         self.tokenizer = tokenizer
@@ -269,10 +275,10 @@ class OpenAIAgent(TurnTakingAgent):
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
         }
-        tools = state.tools if state.family == "tool" else None
+        tools = template_tools(state, self.prompt_config)
         if tools:
             payload["tools"] = tools
-        elif self.stop:
+        elif self.stop and state.family != "tool":
             payload["stop"] = list(self.stop)
         if seed is not None:
             payload["seed"] = int(seed) & ((1 << 31) - 1)  # some servers take 32-bit seeds only

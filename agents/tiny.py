@@ -139,6 +139,27 @@ SIZES: dict[str, TinySize] = {
 
 _CORPUS_SUFFIXES = (".json", ".jsonl")
 
+#: How the tokenizer splits text before BPE: Qwen2's pattern (contractions, words with one
+#: leading non-letter, punctuation runs, whitespace), except that a number splits into
+#: right-aligned groups of up to three digits ("73056" and "73,056" both give "73" "056").
+#: Every such group is one token (the corpus below holds all 1,110 of them), so a number is
+#: the same one or two tokens wherever it appears and a small model learns to copy it from a
+#: question or a tool result into a call in minutes. (Qwen's one token per digit makes every
+#: digit ambiguous to copy; BPE's merged digit runs split one number differently in two places.)
+SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N}))"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+NUMBER_GROUP_REPEATS = 40
+#: Every digit group the pattern can produce: 0-999 and the zero-led "00"-"099".
+NUMBER_GROUPS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [str(n) for n in range(1000)]
+        + [f"{n:02d}" for n in range(10)]
+        + [f"{n:03d}" for n in range(100)]
+    )
+)
+
 
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
@@ -207,6 +228,8 @@ def env_corpus(max_chars_per_file: int = 150_000) -> list[str]:
     training stays fast; the order is fixed, so the tokenizer is reproducible.
     """
     texts = list(_scaffold_texts())
+    # Each digit group often enough that BPE keeps all of them as tokens.
+    texts.extend([" ".join(NUMBER_GROUPS)] * NUMBER_GROUP_REPEATS)
     for path in _env_data_files():
         budget = max_chars_per_file
         try:
@@ -229,10 +252,15 @@ def env_corpus(max_chars_per_file: int = 150_000) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def _trained_tokenizer_json(vocab_size: int, texts: tuple[str, ...] | None) -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size - len(TAG_TOKENS),

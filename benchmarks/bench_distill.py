@@ -9,6 +9,12 @@
    forward-backward (``model(input_ids, labels=...)``, cross-entropy on the
    completion tokens) of the same model on the same tokens. Target: our
    overhead under 15% (a ratio >= 0.87).
+3. If TRL is installed (``pip install trl``): TRL's GKD trainer step
+   (``GKDTrainer.training_step``: teacher forward, student forward, the
+   generalised JSD over the full vocabulary, backward; ``lmbda=0`` so no
+   generation) next to ours with the exact full-vocabulary reverse KL
+   (``reverse_kl="full_vocab"``: teacher forward on the completion positions,
+   student forward, KL, backward), same tiny student and teacher, same tokens.
 
 Usage: ``python benchmarks/bench_distill.py [--env WebShop-v0] [--steps 3] [--rounds 5]``.
 """
@@ -25,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch  # noqa: E402
 
@@ -53,21 +60,103 @@ def step_split(env_id: str, steps: int) -> dict[str, float]:
     }
 
 
-def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
-    from agents.tiny import build_model, train_tokenizer
-
-    tokenizer = train_tokenizer()
-    model = build_model("tiny", tokenizer, seed=0).train()
+def random_examples(vocab: int, count: int = 16) -> list[Example]:
+    """``count`` turns of a 300-token prompt and a 48-token completion, with sampled log-probs."""
     generator = torch.Generator().manual_seed(0)
     examples = []
-    for _ in range(16):
-        prompt = torch.randint(10, len(tokenizer), (300,), generator=generator).tolist()
-        completion = torch.randint(10, len(tokenizer), (48,), generator=generator).tolist()
+    for _ in range(count):
+        prompt = torch.randint(10, vocab, (300,), generator=generator).tolist()
+        completion = torch.randint(10, vocab, (48,), generator=generator).tolist()
         logp_old = (-torch.rand(48, generator=generator) * 5).tolist()
         logp_teacher = (-torch.rand(48, generator=generator) * 5).tolist()
         examples.append(
             Example(prompt, completion, "reverse_kl", logp_old=logp_old, logp_teacher=logp_teacher)
         )
+    return examples
+
+
+def interleaved(contenders: dict, rounds: int, model: torch.nn.Module) -> dict[str, float]:
+    """Seconds each contender took over ``rounds`` interleaved rounds (after one warm-up)."""
+    elapsed = dict.fromkeys(contenders, 0.0)
+    for fn in contenders.values():
+        fn()
+    for _ in range(rounds):  # interleaved, so machine noise hits both alike
+        for name, fn in contenders.items():
+            model.zero_grad(set_to_none=True)
+            started = time.perf_counter()
+            fn()
+            elapsed[name] += time.perf_counter() - started
+    return elapsed
+
+
+def gkd_ratio(rounds: int) -> tuple[float, float, int] | None:
+    """(our full-vocab OPD step tokens/s, TRL GKD step tokens/s, tokens), or None without TRL."""
+    try:
+        from trl.experimental.gkd import GKDConfig, GKDTrainer
+    except ImportError:
+        return None
+    from agents.tiny import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    student = build_model("tiny", tokenizer, seed=0).train()
+    teacher = build_model("tiny", tokenizer, seed=1).eval()
+    examples = random_examples(len(tokenizer))
+    input_ids = torch.tensor([e.prompt_ids + e.completion_ids for e in examples])
+    labels = input_ids.clone()
+    labels[:, :300] = -100
+    inputs = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": labels,
+        "prompts": input_ids[:, :300],
+    }
+    with tempfile.TemporaryDirectory() as out:
+        args = GKDConfig(
+            output_dir=out, lmbda=0.0, seq_kd=False, beta=1.0, report_to=[], use_cpu=True,
+            per_device_train_batch_size=len(examples), max_length=512, disable_dropout=True,
+            gradient_checkpointing=False,  # neither contender recomputes activations
+        )  # fmt: skip
+        from datasets import Dataset
+
+        # The trainer wants a dataset; the timed steps get the same tensors as ours instead.
+        chats = Dataset.from_list(
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "ok"},
+                    ]
+                }
+            ]
+        )
+        trainer = GKDTrainer(
+            model=student,
+            teacher_model=teacher,
+            args=args,
+            train_dataset=chats,
+            processing_class=tokenizer,
+        )
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop otherwise
+        config = load_config(None, {"method": "opd", "reverse_kl": "full_vocab"})
+
+        def ours() -> None:
+            loss, _ = combined_loss(student, examples, config, pad_id=0, teacher_model=teacher)
+            loss.backward()
+
+        def trl_gkd() -> None:
+            trainer.training_step(student, {k: v.clone() for k, v in inputs.items()})
+
+        elapsed = interleaved({"ours": ours, "trl": trl_gkd}, rounds, student)
+    tokens = int(input_ids.numel())
+    return tokens * rounds / elapsed["ours"], tokens * rounds / elapsed["trl"], tokens
+
+
+def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
+    from agents.tiny import build_model, train_tokenizer
+
+    tokenizer = train_tokenizer()
+    model = build_model("tiny", tokenizer, seed=0).train()
+    examples = random_examples(len(tokenizer))
     config = load_config(None, {"method": "opd"})
     input_ids = torch.tensor([e.prompt_ids + e.completion_ids for e in examples])
     labels = input_ids.clone()
@@ -81,15 +170,7 @@ def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
     def plain() -> None:
         model(input_ids=input_ids, labels=labels).loss.backward()
 
-    elapsed = {"ours": 0.0, "plain": 0.0}
-    for fn in (ours, plain):  # warm-up
-        fn()
-    for _ in range(rounds):  # interleaved, so machine noise hits both alike
-        for name, fn in (("ours", ours), ("plain", plain)):
-            model.zero_grad(set_to_none=True)
-            started = time.perf_counter()
-            fn()
-            elapsed[name] += time.perf_counter() - started
+    elapsed = interleaved({"ours": ours, "plain": plain}, rounds, model)
     return tokens * rounds / elapsed["ours"], tokens * rounds / elapsed["plain"], tokens
 
 
@@ -118,6 +199,19 @@ def main() -> None:
     print(f"{'contender':<44} {'tokens/s':>9} {'x plain':>8}")
     print(f"{'plain HF forward-backward (labels=...)':<44} {plain:>9.0f} {1.0:>8.2f}")
     print(f"{'combined_loss (OPD surrogate) + backward':<44} {ours:>9.0f} {ours / plain:>8.2f}")
+    gkd = gkd_ratio(args.rounds)
+    if gkd is None:
+        print("\nTRL is not installed: no GKD comparison (pip install trl)")
+    else:
+        ours_fv, trl_fv, fv_tokens = gkd
+        print(
+            f"\nfull-vocabulary distillation step, tiny student and tiny teacher, {fv_tokens} tokens\n"
+        )
+        print(f"{'contender':<44} {'tokens/s':>9} {'x TRL':>8}")
+        print(f"{'TRL GKDTrainer.training_step (lmbda=0)':<44} {trl_fv:>9.0f} {1.0:>8.2f}")
+        print(
+            f"{'ours, reverse_kl=full_vocab + backward':<44} {ours_fv:>9.0f} {ours_fv / trl_fv:>8.2f}"
+        )
     print(
         f"\nheadline: our loss step runs at {ours / plain:.2f}x a plain forward-backward "
         f"(target >= 0.87, i.e. overhead under 15%); rollout is {split['time_rollout_s'] / total:.0%} of a step"

@@ -39,6 +39,8 @@ class TrainConfig:
     method: str = ""
     env_id: str = "ToolMath-v0"  # any registered id
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make kwargs
+    # agents.prompts.PromptConfig fields for student and teacher, e.g. {tool_listing: compact}
+    prompt: dict[str, Any] = field(default_factory=dict)
     student: str = (
         "tiny"  # a folder or hub name for from_pretrained, or "tiny"/"small" (built locally)
     )
@@ -79,6 +81,15 @@ class TrainConfig:
         if self.max_turns is not None:
             return int(self.max_turns)
         return DEFAULT_TURN_CAPS.get(self.env_id, TOOL_TURN_CAP)
+
+    def prompt_config(self) -> Any:
+        """The ``PromptConfig`` both agents build their prompts with."""
+        from agents.prompts import PromptConfig
+
+        try:
+            return PromptConfig(**self.prompt)
+        except TypeError as error:
+            raise ValueError(f"prompt: {error} (see agents.prompts.PromptConfig)") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -184,4 +195,6 @@ def load_config(
         )
     if "adam_betas" in data:
         data["adam_betas"] = tuple(data["adam_betas"])
-    return cls(**data)
+    config = cls(**data)
+    config.prompt_config()  # a bad prompt setting fails here, not after the teacher is built
+    return config

@@ -20,6 +20,7 @@ student's format and tokenized by the student, so they can be trained on.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -192,6 +193,8 @@ class RolloutCollector:
         self.pool = EnvPool(env_id, num_envs, env_kwargs=kwargs, mode=mode)
         self.expert = ExpertTurns(student)
         self.replay = ReplayTurns(student)
+        #: Seconds spent inside the envs (resets and steps), for where-the-time-goes reports.
+        self.env_seconds = 0.0
 
     def close(self) -> None:
         self.pool.close()
@@ -215,9 +218,11 @@ class RolloutCollector:
 
     def _collect_wave(self, requests: list[RolloutRequest]) -> list[Rollout]:
         actors = self.actors()
+        started = time.perf_counter()
         resets = self.pool.reset(
             {i: {"seed": r.seed, "options": {"task_id": r.task_id}} for i, r in enumerate(requests)}
         )
+        self.env_seconds += time.perf_counter() - started
         states, rollouts = {}, []
         for i, request in enumerate(requests):
             observation, info = resets[i]
@@ -259,7 +264,9 @@ class RolloutCollector:
                 taken = actors[actor].take_turns([states[i] for i in indices], seeds=seeds)
                 for i, turn in zip(indices, taken):
                     agent_turns[i] = (actor, turn)
+            started = time.perf_counter()
             results = self.pool.step({i: agent_turns[i][1].action for i in agent_turns})
+            self.env_seconds += time.perf_counter() - started
             for i, (actor, turn) in agent_turns.items():
                 observation, reward, terminated, truncated, info = results[i]
                 state = states[i]

@@ -50,7 +50,12 @@ def load_agent(
     from agents.hf import HFAgent
     from agents.tiny import build_model, train_tokenizer
 
-    common = {"max_new_tokens": config.max_new_tokens, "seed": seed, **kwargs}
+    common = {
+        "max_new_tokens": config.max_new_tokens,
+        "seed": seed,
+        "prompt": config.prompt_config(),
+        **kwargs,
+    }
     sizes = local_sizes()
     if spec in sizes:
         tokenizer = tokenizer if tokenizer is not None else train_tokenizer()
@@ -62,11 +67,15 @@ def load_agent(
 
 
 def local_sizes() -> dict[str, Any]:
-    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` for students
-    smaller than a ``tiny`` teacher."""
+    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` (~0.3M) and
+    ``mini`` (~0.5M) for students smaller than a ``tiny`` teacher."""
     from agents.tiny import SIZES, TinySize
 
-    return {**SIZES, "micro": TinySize(64, 2, 2, 1, 32, 192)}
+    return {
+        **SIZES,
+        "micro": TinySize(64, 2, 2, 1, 32, 192),
+        "mini": TinySize(96, 2, 3, 1, 32, 288),
+    }
 
 
 def check_shared_vocabulary(student: Any, teacher: Any) -> None:
@@ -218,44 +227,29 @@ def _lr_lambda(config: TrainConfig):
 
 def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
     """The pure student at eval temperature on the eval panel: SR and Score (spec section 6)."""
-    from distill.rollout import RolloutRequest
-    from envs.multiagent.selectors import FixedSelector
-    from envs.panels import load_panel
+    from distill.evaluation import find_panel, play_panel
 
     config = ctx.config
-    panel = (
-        load_panel(config.eval_panel)
-        if config.eval_panel and config.eval_panel.endswith(".json")
-        else load_panel(config.env_id, config.eval_panel)
-    )
-    task_ids = list(panel.task_ids[: config.eval_episodes])[ctx.rank :: ctx.world_size]
+    panel = find_panel(config.env_id, config.eval_panel)
     if ctx.eval_collector is None:
         from distill.rollout import RolloutCollector
 
-        kwargs = {**config.env_kwargs, "split": panel.split}
         ctx.eval_collector = RolloutCollector(
             config.env_id,
             student=ctx.student,
             num_envs=config.num_envs,
-            env_kwargs=kwargs,
+            env_kwargs={**config.env_kwargs, "split": panel.split},
             mode=config.env_mode,
         )
-    student = ctx.student
-    saved = student.defaults
-    student.defaults = type(saved)(**{**saved.__dict__, "temperature": config.eval_temperature})
-    try:
-        requests = [
-            RolloutRequest(
-                task_id,
-                seed=panel.seed_for(i),
-                selector=FixedSelector("student"),
-                max_turns=config.turn_cap(),
-            )
-            for i, task_id in enumerate(task_ids)
-        ]
-        rollouts = ctx.eval_collector.collect(requests)
-    finally:
-        student.defaults = saved
+    rollouts = play_panel(
+        ctx.eval_collector,
+        panel,
+        temperature=config.eval_temperature,
+        episodes=config.eval_episodes,
+        max_turns=config.turn_cap(),
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+    )
     won = torch.tensor(
         [
             float(sum(r.won for r in rollouts)),
@@ -407,10 +401,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             summary["initial"] = metrics
         for step in range(start_step, config.total_steps):
             timings: dict[str, float] = {}
-            started = time.perf_counter()
+            started, env_before = time.perf_counter(), collector.env_seconds
             examples, metrics = method.make_examples(ctx, step)
             timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
             timings["time_rollout_s"] = time.perf_counter() - started - timings["time_scoring_s"]
+            # The envs' share of the rollout time (the rest is generation and bookkeeping).
+            timings["time_env_s"] = collector.env_seconds - env_before
             started = time.perf_counter()
             epochs = int(getattr(config, "epochs", 1))
             losses = []

@@ -253,3 +253,33 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
         curves[processes] = [row["loss"] for row in rows if "loss" in row]
     assert len(curves[1]) == 3
     assert curves[2] == pytest.approx(curves[1], rel=1e-4, abs=1e-6)
+
+
+def test_shipped_configs_load_and_share_one_recipe_teacher() -> None:
+    """Every method's config builds the same embedded teacher (same env settings and prompt)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distill_tool", ROOT / "tools" / "distill.py")
+    distill_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(distill_tool)
+
+    names = set()
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        config = load_config(path)
+        assert config.prompt_config().tool_listing == "compact"
+        if path.stem != "teacher_sft":
+            names.add(distill_tool.recipe_teacher_name(config))
+    assert len(names) == 1 and names.pop().startswith("ToolMath-v0-")
+    plain = load_config(None, {"method": "opd"})
+    assert distill_tool.recipe_teacher_name(plain) == "ToolMath-v0"
+    other = load_config(None, {"method": "opd", "env_kwargs": {"levels": [2]}})
+    assert distill_tool.recipe_teacher_name(other) != distill_tool.recipe_teacher_name(
+        load_config(None, {"method": "opd", "env_kwargs": {"levels": [3]}})
+    )
+
+
+def test_a_bad_prompt_setting_is_refused_when_the_config_loads() -> None:
+    with pytest.raises(ValueError, match="prompt: .*unexpected keyword argument 'bogus'"):
+        load_config(None, {"method": "opd", "prompt": {"bogus": 1}})
+    with pytest.raises(ValueError, match="tool_listing must be one of"):
+        load_config(None, {"method": "opd", "prompt": {"tool_listing": "tiny"}})

@@ -20,6 +20,7 @@ from agents.prompts import (  # noqa: E402
     build_messages,
     detect_family,
     render_prompt,
+    template_tools,
 )
 from agents.tiny import train_tokenizer  # noqa: E402
 
@@ -318,6 +319,30 @@ def test_real_toolmath_prompt_has_tools_and_tool_turns(tokenizer) -> None:
         assert second.startswith(first) and second.endswith("<|im_start|>assistant\n")
     finally:
         env.close()
+
+
+def test_compact_tool_listing_puts_one_signature_line_per_tool_in_the_system_turn(
+    tokenizer,
+) -> None:
+    env = gym.make("ToolMath-v0", split="test")
+    try:
+        observation, info = env.reset(seed=0)
+        state = EpisodeState.start(observation, info)
+        config = PromptConfig(tool_listing="compact")
+        assert template_tools(state, config) is None
+        assert template_tools(state, PromptConfig()) == info["tools"]
+        system = build_messages(state, config)[0]
+        assert system["role"] == "system"
+        assert "\nTools:\nadd(a: number, b: number): Add two numbers: a + b.\n" in system["content"]
+        assert system["content"].count("\n") >= len(info["tools"])
+        compact = render_prompt(tokenizer, build_messages(state, config))
+        full = render(tokenizer, state)
+        assert "<tools>" not in compact and observation.strip() in compact
+        assert len(tokenizer.encode(compact)) < len(tokenizer.encode(full)) / 2
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="tool_listing"):
+        PromptConfig(tool_listing="short")
 
 
 def test_real_alfworld_info_is_detected(tokenizer) -> None:

@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from agents.hf import HFAgent  # noqa: E402
 from agents.tiny import (  # noqa: E402
+    NUMBER_GROUPS,
     SIZES,
     SPECIAL_TOKENS,
     build_model,
@@ -146,3 +147,20 @@ def test_command_line_writes_a_loadable_folder(
 def test_from_pretrained_reports_a_missing_model_clearly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot load"):
         HFAgent.from_pretrained(str(tmp_path / "nothing-here"))
+
+
+def test_numbers_split_into_right_aligned_digit_groups_that_are_single_tokens() -> None:
+    """A number is the same tokens with or without thousands separators, so it can be copied."""
+    tokenizer = train_tokenizer()
+    vocab = tokenizer.get_vocab()
+    assert all(group in vocab for group in NUMBER_GROUPS) and len(NUMBER_GROUPS) == 1110
+
+    def pieces(text: str) -> list[str]:
+        return [tokenizer.decode([i]) for i in tokenizer.encode(text, add_special_tokens=False)]
+
+    assert pieces("73056") == ["73", "056"]
+    assert [p for p in pieces("73,056") if p != ","] == ["73", "056"]
+    assert pieces(" 1234567") == [" ", "1", "234", "567"]
+    assert pieces("0.05") == ["0", ".", "05"]
+    for text in ("x = 12.50, 1,000,000 and 007", "It's 3 o'clock"):
+        assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text

@@ -162,6 +162,25 @@ def test_toolmath_answers_are_judged_tolerantly(
     assert info["final_answer"] is not None
 
 
+def test_toolmath_levels_keep_only_problems_of_those_step_counts() -> None:
+    env = gym.make("ToolMath-v0", split="test", levels=[2, 3], expert=True)
+    try:
+        tasks = env.unwrapped.task_ids
+        assert tasks and all(t.split("/")[1] in ("L2", "L3") for t in tasks)
+        full = gym.make("ToolMath-v0", split="test").unwrapped.task_ids
+        assert tasks == [t for t in full if t.split("/")[1] in ("L2", "L3")]  # order kept
+        _, info = env.reset(seed=0, options={"task_id": tasks[0]})
+        assert info["task_id"] == tasks[0]
+        with pytest.raises(ValueError, match="unknown task_id"):
+            env.reset(options={"task_id": next(t for t in full if "/L8/" in t)})
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match=r"no test task has levels \[9\] \(levels present: \[2, 3"):
+        gym.make("ToolMath-v0", split="test", levels=[9])
+    with pytest.raises(ValueError, match="levels must be a list of step counts"):
+        gym.make("ToolMath-v0", levels="2-4")
+
+
 def test_toolmath_turn_cap_ends_the_episode(math_env: gym.Env) -> None:
     task_id = math_env.unwrapped.task_ids[0]
     math_env.reset(options={"task_id": task_id})

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -93,11 +95,21 @@ def print_fields() -> None:
             print(f"    {field.name} = {getattr(cls(), field.name)!r}")
 
 
+def recipe_teacher_name(config: TrainConfig) -> str:
+    """The teacher's folder name: the env id, plus a digest of the env and prompt settings
+    (a teacher trained on other levels or another prompt layout is another teacher)."""
+    settings = {"env_kwargs": config.env_kwargs, "prompt": config.prompt}
+    if not config.env_kwargs and not config.prompt:
+        return config.env_id
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{config.env_id}-{digest}"
+
+
 def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
     """The folder of the embedded teacher for ``config.env_id``, trained by SFT if missing."""
     from distill.trainer import train
 
-    folder = ROOT / "runs" / "teachers" / config.env_id
+    folder = ROOT / "runs" / "teachers" / recipe_teacher_name(config)
     final = folder / "final"
     if (final / "config.json").exists():
         return str(final)
@@ -111,6 +123,7 @@ def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
             "run_dir": str(folder),
             "device": config.device,
             "env_kwargs": config.env_kwargs,
+            "prompt": config.prompt,
         },
     )
     summary = train(teacher_config, resume=True, progress=not quiet)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +48,21 @@ class ToolMathEnv(ToolEnv):
 
     ``task_file`` plays the tasks of a JSONL file in the mentorgym schema
     instead of the shipped ones (tasks without a ``split`` are in every split).
+    ``levels`` keeps only the problems with that many solution steps (e.g.
+    ``levels=[2, 3, 4]``: the easy levels a tiny model learns in minutes);
+    tasks without a recorded step count are dropped by a filter.
     """
 
     answer_instruction = "Use the tools to compute; give the final answer as \\boxed{...}."
     offers_answer_tool = False
 
     def __init__(
-        self, *, split: str = "train", task_file: str | None = None, **kwargs: Any
+        self,
+        *,
+        split: str = "train",
+        task_file: str | None = None,
+        levels: Sequence[int] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(split=split, **kwargs)
         if task_file is not None:
@@ -68,6 +77,8 @@ class ToolMathEnv(ToolEnv):
         for task in tasks:
             if not task.answer:
                 raise ValueError(f"ToolMath-v0: task {task.id!r} has no gold answer")
+        if levels is not None:
+            tasks = _tasks_at_levels(tasks, levels, split)
         self._set_tasks(tasks)
 
     def _toolset(self, task: ToolTask) -> Toolset:
@@ -839,6 +850,21 @@ def _try_problem(rng: random.Random, domain: Domain, steps: int) -> _Story | Non
         body.insert(rng.randint(0, len(body)), sentence)
     story.sentences = body + [question]
     return story
+
+
+def _tasks_at_levels(tasks: list[ToolTask], levels: Sequence[int], split: str) -> list[ToolTask]:
+    if isinstance(levels, (str, bytes)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in levels
+    ):
+        raise ValueError(f"ToolMath-v0: levels must be a list of step counts, not {levels!r}")
+    wanted = set(levels)
+    kept = [t for t in tasks if t.meta.get("steps") in wanted]
+    if not kept:
+        present = sorted({t.meta["steps"] for t in tasks if "steps" in t.meta})
+        raise ValueError(
+            f"ToolMath-v0: no {split} task has levels {sorted(wanted)} (levels present: {present})"
+        )
+    return kept
 
 
 def generate_tasks(split: str, count: int, *, seed: int) -> list[ToolTask]:

@@ -1,0 +1,135 @@
+"""Playing an evaluation panel with a student, and the per-turn KL to a teacher along the way.
+
+The trainer's periodic evaluation and the study's final evaluation share this:
+the panel's tasks that the env plays (``env_kwargs`` may narrow a split, as
+ToolMath's ``levels`` does) in panel order, each with its panel reset seed,
+the pure student acting at the evaluation temperature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from distill.rollout import Rollout, RolloutCollector, RolloutRequest, score_with_teacher
+from envs.multiagent.selectors import FixedSelector
+from envs.panels import Panel, load_panel
+
+__all__ = [
+    "find_panel",
+    "panel_requests",
+    "per_turn_kl",
+    "play_panel",
+    "sampling_temperature",
+    "summarise_rollouts",
+]
+
+
+def find_panel(env_id: str, name: str | None) -> Panel:
+    """A panel by name (None: the env's default) or from a JSON path."""
+    if name and name.endswith(".json"):
+        return load_panel(name)
+    return load_panel(env_id, name)
+
+
+def panel_requests(
+    panel: Panel,
+    playable: Sequence[str],
+    *,
+    episodes: int | None,
+    max_turns: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[RolloutRequest]:
+    """Requests for the first ``episodes`` playable tasks of ``panel`` (this rank's share).
+
+    A task keeps its panel position's reset seed, so a narrowed panel plays its
+    tasks exactly as the full panel would.
+    """
+    known = set(playable)
+    positions = [i for i, task_id in enumerate(panel.task_ids) if task_id in known]
+    if not positions:
+        raise ValueError(
+            f"none of the {len(panel.task_ids)} tasks of panel {panel.name!r} ({panel.env_id}) "
+            "is playable by the env as configured (check env_kwargs, e.g. ToolMath's levels)"
+        )
+    positions = positions[:episodes][rank::world_size]
+    return [
+        RolloutRequest(
+            panel.task_ids[i],
+            seed=panel.seed_for(i),
+            selector=FixedSelector("student"),
+            max_turns=max_turns,
+        )
+        for i in positions
+    ]
+
+
+@contextlib.contextmanager
+def sampling_temperature(agent: Any, temperature: float) -> Iterator[None]:
+    """Let ``agent`` (an ``HFAgent``) sample at ``temperature`` inside the block."""
+    saved = agent.defaults
+    agent.defaults = type(saved)(**{**saved.__dict__, "temperature": float(temperature)})
+    try:
+        yield
+    finally:
+        agent.defaults = saved
+
+
+def play_panel(
+    collector: RolloutCollector,
+    panel: Panel,
+    *,
+    temperature: float,
+    episodes: int | None = None,
+    max_turns: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> list[Rollout]:
+    """The collector's student plays ``panel`` at ``temperature``; the rollouts in panel order."""
+    playable = collector.pool.get_attr("task_ids")[0]
+    requests = panel_requests(
+        panel,
+        playable,
+        episodes=episodes,
+        max_turns=max_turns,
+        rank=rank,
+        world_size=world_size,
+    )
+    with sampling_temperature(collector.student, temperature):
+        return collector.collect(requests)
+
+
+def summarise_rollouts(rollouts: Sequence[Rollout]) -> dict[str, float]:
+    """SR and Score (percent) and the episode count."""
+    n = max(len(rollouts), 1)
+    return {
+        "sr": 100.0 * sum(r.won for r in rollouts) / n,
+        "score": 100.0 * sum(r.score for r in rollouts) / n,
+        "episodes": len(rollouts),
+    }
+
+
+def per_turn_kl(teacher: Any, rollouts: Sequence[Rollout]) -> list[dict[str, float]]:
+    """The student-to-teacher KL at each turn index, over ``rollouts`` the student played.
+
+    Per token, the sampled estimate ``log pi_S(y) - log pi_T(y)`` of the reverse
+    KL (the OPD objective's quantity), averaged over the turn's tokens, then
+    over the episodes that reached that turn. Returns one row per turn index:
+    ``{"turn", "kl", "episodes"}``. Needs the student's sampling log-probs.
+    """
+    score_with_teacher(teacher, rollouts)
+    by_turn: dict[int, list[float]] = {}
+    for rollout in rollouts:
+        for index, turn in enumerate(rollout.turns):
+            if turn.actor != "student" or not turn.sample_logprobs or not turn.teacher_logprobs:
+                continue
+            gaps = [s - t for s, t in zip(turn.sample_logprobs, turn.teacher_logprobs)]
+            if gaps and all(math.isfinite(g) for g in gaps):
+                by_turn.setdefault(index, []).append(sum(gaps) / len(gaps))
+    return [
+        {"turn": index, "kl": sum(values) / len(values), "episodes": len(values)}
+        for index, values in sorted(by_turn.items())
+    ]

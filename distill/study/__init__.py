@@ -1,0 +1,1 @@
+"""A reproducible small-scale study of the distillation methods (``tools/study.py``)."""

@@ -1,0 +1,339 @@
+"""Run a study preset: teachers, then every (family, student size, method, seed) cell, then evaluation.
+
+Everything a stage produces is a file under the output folder, and a stage
+whose file exists is skipped, so a killed study continues where it stopped
+(a half-trained cell resumes from its newest checkpoint)::
+
+    <out>/<family>/teacher/               the SFT teacher run (final/ is the model)
+    <out>/<family>/teacher/study_eval.json
+    <out>/<family>/<size>/initial/seed<k>/study_eval.json   the untrained student
+    <out>/<family>/<size>/<method>/seed<k>/                 a distillation run
+    <out>/<family>/<size>/<method>/seed<k>/study_eval.json  its evaluation
+    <out>/results.json                    every evaluation and timing, gathered
+
+Each evaluation plays every panel of the family at the evaluation temperature
+and, on the in-domain panels, has the teacher score ``kl_episodes`` student
+episodes sampled at temperature 1 for the per-turn KL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from distill.study.presets import METHOD_VARIANTS, EvalSpec, Family, Preset
+from envs.fileio import atomic_write_text
+
+__all__ = ["cell_dir", "run_study", "teacher_dir"]
+
+TEACHER_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "teacher_sft.yaml"
+EVAL_FILE = "study_eval.json"
+
+
+def teacher_dir(out: Path, family: Family) -> Path:
+    return out / family.name / "teacher"
+
+
+def cell_dir(out: Path, family: Family, size: str, method: str, seed: int) -> Path:
+    return out / family.name / size / method / f"seed{seed}"
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True) + "\n")
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+def _teacher_config(out: Path, family: Family, device: str) -> Any:
+    from distill.config import load_config
+
+    return load_config(
+        TEACHER_RECIPE,
+        {
+            "env_id": family.env_id,
+            "env_kwargs": family.env_kwargs,
+            "prompt": family.prompt,
+            "run_dir": str(teacher_dir(out, family)),
+            "device": device,
+            "tensorboard": False,
+            **family.teacher,
+        },
+    )
+
+
+def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, device: str) -> Any:
+    from distill.config import load_config
+
+    return load_config(
+        None,
+        {
+            "env_id": family.env_id,
+            "env_kwargs": family.env_kwargs,
+            "prompt": family.prompt,
+            "student": size,
+            "teacher": str(teacher_dir(out, family) / "final"),
+            "seed": seed,
+            "run_dir": str(cell_dir(out, family, size, method, seed)),
+            "device": device,
+            "eval_every": 0,  # the study evaluates every panel itself, after training
+            "tensorboard": False,
+            **family.train,
+            **METHOD_VARIANTS[method],
+            **family.method_train.get(method, {}),
+        },
+    )
+
+
+def _train(config: Any, *, progress: bool) -> float:
+    """Train (or finish) ``config``'s run; the wall seconds this call spent."""
+    from distill.trainer import train
+
+    started = time.perf_counter()
+    train(config, resume=True, progress=progress)
+    return time.perf_counter() - started
+
+
+def _run_timings(run_dir: Path) -> dict[str, float]:
+    """Mean seconds per step in each part, and the tokens trained, from a run's metrics."""
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    rows = [r for r in rows if "time_optimise_s" in r]
+    if not rows:
+        return {}
+    parts = ("time_rollout_s", "time_env_s", "time_scoring_s", "time_optimise_s")
+    timings = {key: sum(r.get(key, 0.0) for r in rows) / len(rows) for key in parts}
+    timings["steps"] = float(len(rows))
+    timings["tokens_trained"] = float(sum(r.get("tokens", 0.0) for r in rows))
+    return timings
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+
+def _agent(folder_or_size: str, family: Family, *, tokenizer_dir: Path, seed: int, **options: Any):
+    """An HFAgent from a model folder, or a fresh student of a local size (the initial student)."""
+    from agents.hf import HFAgent
+    from agents.prompts import PromptConfig
+    from distill.trainer import local_sizes
+
+    prompt = PromptConfig(**family.prompt)
+    if folder_or_size in local_sizes():
+        from transformers import AutoTokenizer
+
+        from agents.tiny import build_model
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        model = build_model(local_sizes()[folder_or_size], tokenizer, seed=seed)
+        return HFAgent(model, tokenizer, seed=seed, prompt=prompt, **options)
+    return HFAgent.from_pretrained(folder_or_size, seed=seed, prompt=prompt, **options)
+
+
+def _evaluate_panel(
+    agent: Any, spec: EvalSpec, *, max_new_tokens: int, num_envs: int, env_mode: str
+) -> dict[str, Any]:
+    from agents.base import agent_env_kwargs
+    from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
+    from distill.evaluation import find_panel, play_panel, summarise_rollouts
+    from distill.rollout import RolloutCollector
+
+    panel = find_panel(spec.env_id, spec.panel)
+    env_kwargs = {**agent_env_kwargs(agent), **spec.env_kwargs, "split": panel.split}
+    collector = RolloutCollector(
+        spec.env_id, student=agent, num_envs=num_envs, env_kwargs=env_kwargs, mode=env_mode
+    )
+    try:
+        rollouts = play_panel(
+            collector,
+            panel,
+            temperature=0.4,
+            episodes=spec.episodes,
+            max_turns=DEFAULT_TURN_CAPS.get(spec.env_id, TOOL_TURN_CAP),
+        )
+    finally:
+        collector.close()
+    return {**summarise_rollouts(rollouts), "won": [bool(r.won) for r in rollouts]}
+
+
+def _kl_along_turns(
+    student: Any, teacher: Any, spec: EvalSpec, episodes: int, *, num_envs: int, env_mode: str
+) -> list[dict[str, float]]:
+    from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
+    from distill.evaluation import find_panel, per_turn_kl, play_panel
+    from distill.rollout import RolloutCollector
+
+    panel = find_panel(spec.env_id, spec.panel)
+    collector = RolloutCollector(
+        spec.env_id,
+        student=student,
+        num_envs=num_envs,
+        env_kwargs={**spec.env_kwargs, "split": panel.split},
+        mode=env_mode,
+    )
+    try:
+        rollouts = play_panel(
+            collector,
+            panel,
+            temperature=1.0,  # the student's own distribution: the sampled KL is unbiased
+            episodes=episodes,
+            max_turns=DEFAULT_TURN_CAPS.get(spec.env_id, TOOL_TURN_CAP),
+        )
+    finally:
+        collector.close()
+    return per_turn_kl(teacher, rollouts)
+
+
+def _evaluate(
+    model: str,
+    family: Family,
+    *,
+    out: Path,
+    seed: int,
+    teacher: Any | None,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """Every panel of ``family`` for ``model`` (a folder or a local size), plus the per-turn KL."""
+    tokenizer_dir = teacher_dir(out, family) / "final"
+    panels: dict[str, Any] = {}
+    for spec in family.eval:
+        agent = _agent(
+            model,
+            family,
+            tokenizer_dir=tokenizer_dir,
+            seed=seed,
+            max_new_tokens=settings["max_new_tokens"],
+            **spec.agent,
+        )
+        panels[spec.label] = {
+            "domain": spec.domain,
+            **_evaluate_panel(
+                agent,
+                spec,
+                max_new_tokens=settings["max_new_tokens"],
+                num_envs=settings["num_envs"],
+                env_mode=settings["env_mode"],
+            ),
+        }
+    kl: dict[str, Any] = {}
+    if teacher is not None and family.kl_episodes > 0:
+        student = _agent(
+            model,
+            family,
+            tokenizer_dir=tokenizer_dir,
+            seed=seed,
+            max_new_tokens=settings["max_new_tokens"],
+        )
+        for spec in family.in_domain():
+            kl[spec.label] = _kl_along_turns(
+                student,
+                teacher,
+                spec,
+                family.kl_episodes,
+                num_envs=settings["num_envs"],
+                env_mode=settings["env_mode"],
+            )
+    return {"panels": panels, "kl_by_turn": kl}
+
+
+# -- the study ----------------------------------------------------------------------------
+
+
+def _family_settings(family: Family) -> dict[str, Any]:
+    from distill.config import TrainConfig
+
+    defaults = TrainConfig()
+    return {
+        "max_new_tokens": int(family.train.get("max_new_tokens", defaults.max_new_tokens)),
+        "num_envs": int(family.train.get("num_envs", defaults.num_envs)),
+        "env_mode": str(family.train.get("env_mode", defaults.env_mode)),
+    }
+
+
+def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -> dict[str, Any]:
+    folder = teacher_dir(out, family)
+    record = _read_json(folder / EVAL_FILE)
+    if record is not None:
+        return record
+    wall = 0.0
+    if not (folder / "final" / "config.json").is_file():
+        tqdm.write(f"[{family.name}] training the teacher (SFT on expert trajectories)")
+        wall = _train(_teacher_config(out, family, device), progress=progress)
+    settings = _family_settings(family)
+    evaluation = _evaluate(
+        str(folder / "final"), family, out=out, seed=0, teacher=None, settings=settings
+    )
+    record = {**evaluation, "wall_s": wall, "timings": _run_timings(folder)}
+    _write_json(folder / EVAL_FILE, record)
+    return record
+
+
+def run_study(
+    preset: Preset, out: str | Path, *, device: str = "cpu", progress: bool = True
+) -> dict[str, Any]:
+    """Run (or finish) every stage of ``preset`` under ``out``; returns the gathered results."""
+    from distill.study.report import gather
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    teachers: dict[str, Any] = {}
+    for family in preset.families:
+        teachers[family.name] = _ensure_teacher(out, family, device=device, progress=progress)
+
+    loaded_teachers: dict[str, Any] = {}
+
+    def teacher_agent(family: Family) -> Any:
+        if family.name not in loaded_teachers:
+            loaded_teachers[family.name] = _agent(
+                str(teacher_dir(out, family) / "final"),
+                family,
+                tokenizer_dir=teacher_dir(out, family) / "final",
+                seed=0,
+            )
+        return loaded_teachers[family.name]
+
+    cells = preset.cells()
+    initial = list({(f.name, size, seed): (f, size, seed) for f, size, _, seed in cells}.values())
+    bar = tqdm(total=len(initial) + len(cells), desc=f"study {preset.name}", disable=not progress)
+    for family, size, seed in initial:
+        path = cell_dir(out, family, size, "initial", seed) / EVAL_FILE
+        if not path.is_file():
+            settings = _family_settings(family)
+            record = _evaluate(
+                size, family, out=out, seed=seed, teacher=teacher_agent(family), settings=settings
+            )
+            _write_json(path, record)
+        bar.update(1)
+    for family, size, method, seed in cells:
+        folder = cell_dir(out, family, size, method, seed)
+        bar.set_postfix_str(f"{family.name}/{size}/{method}/seed{seed}")
+        if not (folder / EVAL_FILE).is_file():
+            wall = 0.0
+            if not (folder / "final" / "config.json").is_file():
+                config = _cell_config(out, family, size, method, seed, device)
+                wall = _train(config, progress=False)
+            record = _evaluate(
+                str(folder / "final"),
+                family,
+                out=out,
+                seed=seed,
+                teacher=teacher_agent(family),
+                settings=_family_settings(family),
+            )
+            record.update(wall_s=wall, timings=_run_timings(folder))
+            _write_json(folder / EVAL_FILE, record)
+        bar.update(1)
+    bar.close()
+    results = gather(preset, out)
+    results["wall_s_this_call"] = time.perf_counter() - started
+    _write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,146 @@
+"""The study runner: the smoke preset produces every table cell, resumes, and reports honestly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from distill.study.presets import METHOD_VARIANTS, load_preset
+from distill.study.report import ci95, markdown, summarise
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """The smoke preset run once through the command line, with a docs page to fill."""
+    import study
+    import torch
+
+    out = tmp_path_factory.mktemp("study")
+    page = out / "page.md"
+    page.write_text("# Study\n\nintro\n\n<!-- study:begin -->\nold\n<!-- study:end -->\n\nafter\n")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the machine is shared (see conftest.one_torch_thread)
+    try:
+        argv = ["--preset", "smoke", "--out", str(out), "--docs", str(page), "--quiet"]
+        assert study.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, page
+
+
+def test_smoke_preset_produces_every_cell(smoke_study) -> None:
+    out, _ = smoke_study
+    preset = load_preset("smoke")
+    results = json.loads((out / "results.json").read_text())
+    labels = {spec.label for family in preset.families for spec in family.eval}
+    runs = {(r["family"], r["size"], r["method"], r["seed"]): r for r in results["runs"]}
+    for family, size, method, seed in preset.cells():
+        for name in (method, "initial"):
+            run = runs[(family.name, size, name, seed)]
+            assert set(run["panels"]) == labels
+            for panel in run["panels"].values():
+                assert 0.0 <= panel["sr"] <= 100.0 and 0.0 <= panel["score"] <= 100.0
+                assert panel["episodes"] >= 1
+        trained = runs[(family.name, size, method, seed)]
+        assert trained["timings"]["steps"] >= 1 and trained["timings"]["tokens_trained"] > 0
+        assert trained["kl_by_turn"], "the per-turn KL is measured on the in-domain panel"
+    # Every method of the study is in the smoke preset, and in the tables.
+    assert set(preset.families[0].methods) == set(METHOD_VARIANTS)
+    table = (out / "summary.md").read_text()
+    for method in METHOD_VARIANTS:
+        assert f"| {method} |" in table
+    for teacher in results["teachers"].values():
+        assert set(teacher["panels"]) == labels
+
+
+def test_smoke_preset_writes_plots_and_the_docs_block(smoke_study) -> None:
+    out, page = smoke_study
+    assert (out / "plots" / "tool_success.png").stat().st_size > 1000
+    assert (out / "plots" / "tool_kl_by_turn.png").stat().st_size > 1000
+    text = page.read_text()
+    assert text.startswith("# Study\n\nintro\n") and text.endswith("\n\nafter\n")
+    assert "old" not in text and "python tools/study.py --preset smoke" in text
+    assert "![tool_success](page/tool_success.png)" in text
+    assert (page.parent / "page" / "tool_success.png").is_file()
+
+
+def test_a_finished_study_is_not_trained_again(smoke_study, monkeypatch) -> None:
+    """Running the same command again continues: finished cells are neither trained nor evaluated."""
+    import study
+
+    from distill.study import runner
+
+    out, _ = smoke_study
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished stage ran again")
+
+    monkeypatch.setattr(runner, "_train", refuse)
+    monkeypatch.setattr(runner, "_evaluate", refuse)
+    before = (out / "results.json").read_text()
+    assert study.main(["--preset", "smoke", "--out", str(out), "--quiet"]) == 0
+    after = json.loads((out / "results.json").read_text())
+    assert after["runs"] == json.loads(before)["runs"]
+
+
+def test_confidence_interval_is_students_t() -> None:
+    mean, half = ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
+    assert math.isnan(ci95([5.0])[1])
+
+
+def test_summary_averages_over_seeds() -> None:
+    runs = [
+        {
+            "family": "f",
+            "size": "s",
+            "method": "opd",
+            "seed": seed,
+            "panels": {"E p": {"sr": sr, "score": sr / 2, "episodes": 10, "domain": "in"}},
+        }
+        for seed, sr in enumerate([10.0, 20.0, 30.0])
+    ]
+    (row,) = summarise({"runs": runs, "teachers": {}})
+    assert row["sr"] == 20.0 and row["score"] == 10.0 and row["seeds"] == 3
+    assert row["sr_ci"] == pytest.approx(4.303 * 10 / math.sqrt(3))
+    assert "| s | opd | 20.0 ± 24.8 |" in markdown({"runs": runs, "teachers": {}})
+
+
+def test_bad_presets_are_refused_with_the_reason(tmp_path: Path) -> None:
+    good = (ROOT / "configs" / "study" / "smoke.yaml").read_text()
+    cases = {
+        "methods: [sft, opd": ("methods: [sft, dpo, opd", "unknown method 'dpo'"),
+        "students: [micro]": ("students: [giant]", "unknown student size 'giant'"),
+        "seeds: [0]": ("seeds: []", "seeds must be a non-empty list"),
+    }
+    for original, (replacement, message) in cases.items():
+        path = tmp_path / "bad.yaml"
+        path.write_text(good.replace(original, replacement, 1))
+        with pytest.raises(ValueError, match=message):
+            load_preset(path)
+    with pytest.raises(FileNotFoundError, match="no study preset 'nope'"):
+        load_preset("nope")
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path) -> None:
+    from distill.study.runner import _cell_config, _teacher_config
+
+    preset = load_preset(name)
+    for family in preset.families:
+        teacher = _teacher_config(tmp_path, family, "cpu")
+        assert teacher.method == "sft" and teacher.env_id == family.env_id
+    for family, size, method, seed in preset.cells():
+        config = _cell_config(tmp_path, family, size, method, seed, "cpu")
+        assert config.student == size and config.seed == seed
+        assert config.method == METHOD_VARIANTS[method]["method"]
+        assert config.teacher.endswith("teacher/final")

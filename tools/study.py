@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""Run a reproducible distillation study: teachers, students of two sizes, every method, seeds.
+
+    python tools/study.py --preset cpu                 # the 2-core CPU preset (docs/study.md)
+    python tools/study.py --preset smoke --out /tmp/s  # every stage in a minute (the test suite's)
+    python tools/study.py --preset gpu --device cuda   # the larger preset
+    python tools/study.py --preset cpu --report-only   # tables and plots from what is there
+
+Presets live in ``configs/study/`` (``distill/study/presets.py`` documents
+the format). Every stage writes its files under ``--out`` and is skipped
+when they exist, so running the same command again continues a stopped
+study. The study writes ``results.json`` (every evaluation, raw),
+``summary.md`` (the tables) and ``plots/`` (success rates, per-turn KL);
+``--docs docs/study.md`` also puts the tables and plots into that page,
+between its ``<!-- study:begin -->`` and ``<!-- study:end -->`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from distill.study.presets import PRESET_DIR, load_preset  # noqa: E402
+
+BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    presets = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    parser = argparse.ArgumentParser(
+        prog="study.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Presets: " + ", ".join(presets),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--preset", required=True, help="a preset name or a YAML path")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/study-<preset>)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--docs", type=Path, help="a Markdown page to put the tables and plots in")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only gather, table and plot what exists"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def write_docs(page: Path, table: str, plots: list[Path], out: Path, command: str) -> None:
+    """Replace the block between the markers of ``page`` with the tables and the plots."""
+    from envs.fileio import atomic_write_text
+
+    figures = page.parent / page.stem
+    figures.mkdir(parents=True, exist_ok=True)
+    images = []
+    for plot in plots:
+        shutil.copyfile(plot, figures / plot.name)
+        images.append(f"![{plot.stem}]({page.stem}/{plot.name})")
+    block = "\n".join(
+        [
+            BEGIN,
+            f"<!-- written by: {command} (results in {out}) -->",
+            "",
+            table,
+            *images,
+            END,
+        ]
+    )
+    text = page.read_text() if page.is_file() else f"# Study\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{page} lacks the {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write_text(page, head + block + tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = parse_args(argv)
+    try:
+        preset = load_preset(args.preset)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from distill.study.report import gather, markdown, plot
+    from distill.study.runner import run_study
+
+    out = args.out or ROOT / "runs" / f"study-{preset.name}"
+    started = time.perf_counter()
+    if args.report_only:
+        results = gather(preset, out)
+    else:
+        results = run_study(preset, out, device=args.device, progress=not args.quiet)
+    table = markdown(results)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_threads()}"
+    header = (
+        f"Preset `{preset.name}` ({preset.source}), seeds {list(preset.seeds)}; machine: {machine}; "
+        f"wall time of the runs: {_study_wall(results) / 60:.1f} min.\n\n"
+    )
+    from envs.fileio import atomic_write_text
+
+    atomic_write_text(out / "summary.md", header + table)
+    plots = plot(results, out / "plots")
+    if args.docs:
+        command = f"python tools/study.py --preset {args.preset}" + (
+            f" --device {args.device}" if args.device != "cpu" else ""
+        )
+        write_docs(args.docs, header + table, plots, out, command)
+    print(header + table)
+    print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
+    print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _study_wall(results: dict) -> float:
+    teachers = sum((t or {}).get("wall_s", 0.0) for t in results["teachers"].values())
+    return teachers + sum(run.get("wall_s", 0.0) for run in results["runs"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
