@@ -71,6 +71,8 @@ def test_smoke_preset_writes_plots_and_the_docs_block(smoke_study) -> None:
     assert "old" not in text and "python tools/study.py --preset smoke" in text
     assert "![tool_success](page/tool_success.png)" in text
     assert (page.parent / "page" / "tool_success.png").is_file()
+    copied = json.loads((page.parent / "page" / "results.json").read_text())
+    assert copied["runs"] == json.loads((out / "results.json").read_text())["runs"]
 
 
 def test_a_finished_study_is_not_trained_again(smoke_study, monkeypatch) -> None:
@@ -131,7 +133,7 @@ def test_bad_presets_are_refused_with_the_reason(tmp_path: Path) -> None:
         load_preset("nope")
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "timing", "cpu", "gpu"])
 def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path) -> None:
     from distill.study.runner import _cell_config, _teacher_config
 
@@ -144,3 +146,19 @@ def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path)
         assert config.student == size and config.seed == seed
         assert config.method == METHOD_VARIANTS[method]["method"]
         assert config.teacher.endswith("teacher/final")
+
+
+def test_a_cell_that_cannot_train_is_reported_not_fatal() -> None:
+    runs = [
+        {"family": "f", "size": "s", "method": "sft", "seed": 0, "panels": {}, "error": "no demos"},
+        {
+            "family": "f",
+            "size": "s",
+            "method": "opd",
+            "seed": 0,
+            "panels": {"E p": {"sr": 10.0, "score": 5.0, "episodes": 4, "domain": "in"}},
+        },
+    ]
+    table = markdown({"runs": runs, "teachers": {}})
+    assert "- f / s / sft / seed 0: no demos" in table
+    assert "| s | opd | 10.0 |" in table and "| s | sft |" not in table

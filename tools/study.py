@@ -12,12 +12,14 @@ when they exist, so running the same command again continues a stopped
 study. The study writes ``results.json`` (every evaluation, raw),
 ``summary.md`` (the tables) and ``plots/`` (success rates, per-turn KL);
 ``--docs docs/study.md`` also puts the tables and plots into that page,
-between its ``<!-- study:begin -->`` and ``<!-- study:end -->`` markers.
+between its ``<!-- study:begin -->`` and ``<!-- study:end -->`` markers, and
+copies the plots and the raw ``results.json`` into ``docs/study/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -59,7 +61,8 @@ def write_docs(page: Path, table: str, plots: list[Path], out: Path, command: st
 
     figures = page.parent / page.stem
     figures.mkdir(parents=True, exist_ok=True)
-    images = []
+    shutil.copyfile(out / "results.json", figures / "results.json")
+    images = [f"Raw results: [{page.stem}/results.json]({page.stem}/results.json).", ""]
     for plot in plots:
         shutil.copyfile(plot, figures / plot.name)
         images.append(f"![{plot.stem}]({page.stem}/{plot.name})")
@@ -89,13 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from transformers.utils import logging as hf_logging
+
     from distill.study.report import gather, markdown, plot
     from distill.study.runner import run_study
+
+    hf_logging.disable_progress_bar()  # one bar per model load would bury the study's own
 
     out = args.out or ROOT / "runs" / f"study-{preset.name}"
     started = time.perf_counter()
     if args.report_only:
         results = gather(preset, out)
+        from envs.fileio import atomic_write_text
+
+        atomic_write_text(
+            out / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n"
+        )
     else:
         results = run_study(preset, out, device=args.device, progress=not args.quiet)
     table = markdown(results)

@@ -163,6 +163,13 @@ def markdown(results: dict[str, Any]) -> str:
                             cells.append("n/a")
                     if found:
                         lines.append(f"| {size} | {method} | " + " | ".join(cells) + " |")
+    failed = [r for r in results["runs"] if r.get("error")]
+    if failed:
+        lines += ["", "### Runs that could not train", ""]
+        for run in failed:
+            lines.append(
+                f"- {run['family']} / {run['size']} / {run['method']} / seed {run['seed']}: {run['error']}"
+            )
     lines += ["", "### Time per training step (seconds, mean over runs)", ""]
     lines.append(
         "| family | method | rollout | of which env | teacher scoring | optimisation | env share | tokens trained |"
@@ -250,11 +257,7 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
             ax.set_ylim(0, 100)
             ax.set_ylabel("success rate (%)")
             ax.legend(fontsize=7)
-        figure.tight_layout()
-        path = folder / f"{family}_success.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, folder / f"{family}_success.png"))
     curves = kl_curves(results)
     for family in dict.fromkeys(key[0] for key in curves):
         sizes = list(dict.fromkeys(key[1] for key in curves if key[0] == family))
@@ -270,9 +273,14 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
             ax.set_ylabel("KL(student || teacher) per token")
             ax.set_title(f"{family}, student {size}", fontsize=9)
             ax.legend(fontsize=7)
-        figure.tight_layout()
-        path = folder / f"{family}_kl_by_turn.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, folder / f"{family}_kl_by_turn.png"))
     return written
+
+
+def _save(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -320,7 +320,15 @@ def run_study(
             wall = 0.0
             if not (folder / "final" / "config.json").is_file():
                 config = _cell_config(out, family, size, method, seed, device)
-                wall = _train(config, progress=False)
+                try:
+                    wall = _train(config, progress=False)
+                except RuntimeError as error:
+                    # A method that cannot run here (SFT on a teacher that wins no episode has
+                    # no demonstrations) is a result to report, not a reason to stop the study.
+                    tqdm.write(f"[{family.name}/{size}/{method}/seed{seed}] failed: {error}")
+                    _write_json(folder / EVAL_FILE, {"error": str(error), "panels": {}})
+                    bar.update(1)
+                    continue
             record = _evaluate(
                 str(folder / "final"),
                 family,
