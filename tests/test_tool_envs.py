@@ -181,6 +181,26 @@ def test_toolmath_levels_keep_only_problems_of_those_step_counts() -> None:
         gym.make("ToolMath-v0", levels="2-4")
 
 
+def test_toolmath_generated_train_tasks_replace_only_the_train_split() -> None:
+    env = gym.make("ToolMath-v0", train_tasks=30, levels=[2], expert=True)
+    try:
+        ids = env.unwrapped.task_ids
+        assert len(ids) == 5 and all(t.startswith("train-gen/L2/") for t in ids)
+        more = gym.make("ToolMath-v0", train_tasks=60).unwrapped
+        assert more.task_ids[:30] == gym.make("ToolMath-v0", train_tasks=30).unwrapped.task_ids
+        shipped = {t.question for t in gym.make("ToolMath-v0").unwrapped.tasks.values()}
+        assert not shipped & {t.question for t in more.tasks.values()}
+        _, info = env.reset(seed=0, options={"task_id": ids[0]})
+        _, _, terminated, _, info = env.step(info["expert_action"])
+        assert not terminated and info["tool_results"]
+    finally:
+        env.close()
+    test = gym.make("ToolMath-v0", split="test", train_tasks=30).unwrapped
+    assert test.task_ids == gym.make("ToolMath-v0", split="test").unwrapped.task_ids
+    with pytest.raises(ValueError, match="train_tasks must be a positive integer"):
+        gym.make("ToolMath-v0", train_tasks=0)
+
+
 def test_toolmath_turn_cap_ends_the_episode(math_env: gym.Env) -> None:
     task_id = math_env.unwrapped.task_ids[0]
     math_env.reset(options={"task_id": task_id})

@@ -21,6 +21,8 @@ and two answers (the last result, a number from the question).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -49,8 +51,12 @@ class ToolMathEnv(ToolEnv):
     ``task_file`` plays the tasks of a JSONL file in the mentorgym schema
     instead of the shipped ones (tasks without a ``split`` are in every split).
     ``levels`` keeps only the problems with that many solution steps (e.g.
-    ``levels=[2, 3, 4]``: the easy levels a tiny model learns in minutes);
-    tasks without a recorded step count are dropped by a filter.
+    ``levels=[2, 3, 4]``); tasks without a recorded step count are dropped by
+    a filter. ``train_tasks=N`` replaces the shipped train split (700
+    problems) with N problems generated afresh (ids ``train-gen/L<n>/<k>``,
+    the same for every N up to its length): a small model trained from scratch
+    memorises 700 problems long before it learns to read numbers off the
+    question. Other splits, and so the panels, are unchanged.
     """
 
     answer_instruction = "Use the tools to compute; give the final answer as \\boxed{...}."
@@ -62,10 +68,21 @@ class ToolMathEnv(ToolEnv):
         split: str = "train",
         task_file: str | None = None,
         levels: Sequence[int] | None = None,
+        train_tasks: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(split=split, **kwargs)
-        if task_file is not None:
+        if train_tasks is not None and (
+            not isinstance(train_tasks, int) or isinstance(train_tasks, bool) or train_tasks < 1
+        ):
+            raise ValueError(
+                f"ToolMath-v0: train_tasks must be a positive integer, not {train_tasks!r}"
+            )
+        if train_tasks is not None and task_file is not None:
+            raise ValueError("ToolMath-v0: give task_file or train_tasks, not both")
+        if train_tasks is not None and split == "train":
+            tasks = generated_train_tasks(train_tasks)
+        elif task_file is not None:
             tasks = load_task_file(
                 task_file, builtin_tools=BUILTIN_TOOLS, default_tools=MATH_TOOL_NAMES
             )
@@ -850,6 +867,21 @@ def _try_problem(rng: random.Random, domain: Domain, steps: int) -> _Story | Non
         body.insert(rng.randint(0, len(body)), sentence)
     story.sentences = body + [question]
     return story
+
+
+#: Seed of the generated train problems (``train_tasks=``), apart from the shipped files' 0.
+GENERATED_TRAIN_SEED = 1
+
+
+@functools.lru_cache(maxsize=4)
+def _generated_train(count: int) -> tuple[ToolTask, ...]:
+    tasks = generate_tasks("train", count, seed=GENERATED_TRAIN_SEED)
+    return tuple(dataclasses.replace(t, id="train-gen" + t.id[len("train") :]) for t in tasks)
+
+
+def generated_train_tasks(count: int) -> list[ToolTask]:
+    """``count`` train-domain problems generated with :data:`GENERATED_TRAIN_SEED` (cached)."""
+    return list(_generated_train(count))
 
 
 def _tasks_at_levels(tasks: list[ToolTask], levels: Sequence[int], split: str) -> list[ToolTask]:
