@@ -138,58 +138,33 @@ def _agent(folder_or_size: str, family: Family, *, tokenizer_dir: Path, seed: in
     return HFAgent.from_pretrained(folder_or_size, seed=seed, prompt=prompt, **options)
 
 
-def _evaluate_panel(
-    agent: Any, spec: EvalSpec, *, max_new_tokens: int, num_envs: int, env_mode: str
-) -> dict[str, Any]:
+def _play(
+    agent: Any, spec: EvalSpec, *, temperature: float, episodes: int | None, settings: dict
+) -> list[Any]:
+    """``agent`` plays ``spec``'s panel (its first ``episodes`` playable tasks) at ``temperature``."""
     from agents.base import agent_env_kwargs
     from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
-    from distill.evaluation import find_panel, play_panel, summarise_rollouts
-    from distill.rollout import RolloutCollector
-
-    panel = find_panel(spec.env_id, spec.panel)
-    env_kwargs = {**agent_env_kwargs(agent), **spec.env_kwargs, "split": panel.split}
-    collector = RolloutCollector(
-        spec.env_id, student=agent, num_envs=num_envs, env_kwargs=env_kwargs, mode=env_mode
-    )
-    try:
-        rollouts = play_panel(
-            collector,
-            panel,
-            temperature=0.4,
-            episodes=spec.episodes,
-            max_turns=DEFAULT_TURN_CAPS.get(spec.env_id, TOOL_TURN_CAP),
-        )
-    finally:
-        collector.close()
-    return {**summarise_rollouts(rollouts), "won": [bool(r.won) for r in rollouts]}
-
-
-def _kl_along_turns(
-    student: Any, teacher: Any, spec: EvalSpec, episodes: int, *, num_envs: int, env_mode: str
-) -> list[dict[str, float]]:
-    from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
-    from distill.evaluation import find_panel, per_turn_kl, play_panel
+    from distill.evaluation import find_panel, play_panel
     from distill.rollout import RolloutCollector
 
     panel = find_panel(spec.env_id, spec.panel)
     collector = RolloutCollector(
         spec.env_id,
-        student=student,
-        num_envs=num_envs,
-        env_kwargs={**spec.env_kwargs, "split": panel.split},
-        mode=env_mode,
+        student=agent,
+        num_envs=settings["num_envs"],
+        env_kwargs={**agent_env_kwargs(agent), **spec.env_kwargs, "split": panel.split},
+        mode=settings["env_mode"],
     )
     try:
-        rollouts = play_panel(
+        return play_panel(
             collector,
             panel,
-            temperature=1.0,  # the student's own distribution: the sampled KL is unbiased
+            temperature=temperature,
             episodes=episodes,
             max_turns=DEFAULT_TURN_CAPS.get(spec.env_id, TOOL_TURN_CAP),
         )
     finally:
         collector.close()
-    return per_turn_kl(teacher, rollouts)
 
 
 def _evaluate(
@@ -202,6 +177,8 @@ def _evaluate(
     settings: dict[str, Any],
 ) -> dict[str, Any]:
     """Every panel of ``family`` for ``model`` (a folder or a local size), plus the per-turn KL."""
+    from distill.evaluation import per_turn_kl, summarise_rollouts
+
     tokenizer_dir = teacher_dir(out, family) / "final"
     panels: dict[str, Any] = {}
     for spec in family.eval:
@@ -213,15 +190,11 @@ def _evaluate(
             max_new_tokens=settings["max_new_tokens"],
             **spec.agent,
         )
+        rollouts = _play(agent, spec, temperature=0.4, episodes=spec.episodes, settings=settings)
         panels[spec.label] = {
             "domain": spec.domain,
-            **_evaluate_panel(
-                agent,
-                spec,
-                max_new_tokens=settings["max_new_tokens"],
-                num_envs=settings["num_envs"],
-                env_mode=settings["env_mode"],
-            ),
+            **summarise_rollouts(rollouts),
+            "won": [bool(r.won) for r in rollouts],
         }
     kl: dict[str, Any] = {}
     if teacher is not None and family.kl_episodes > 0:
@@ -233,14 +206,11 @@ def _evaluate(
             max_new_tokens=settings["max_new_tokens"],
         )
         for spec in family.in_domain():
-            kl[spec.label] = _kl_along_turns(
-                student,
-                teacher,
-                spec,
-                family.kl_episodes,
-                num_envs=settings["num_envs"],
-                env_mode=settings["env_mode"],
+            # Temperature 1 samples the student's own distribution: the sampled KL is unbiased.
+            rollouts = _play(
+                student, spec, temperature=1.0, episodes=family.kl_episodes, settings=settings
             )
+            kl[spec.label] = per_turn_kl(teacher, rollouts)
     return {"panels": panels, "kl_by_turn": kl}
 
 
