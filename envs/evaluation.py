@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "TurnEvent",
     "evaluate_panel",
     "evaluate_panel_batched",
+    "panel_tasks",
     "play_episode",
     "summarise",
     "supports_batched",
@@ -143,6 +144,15 @@ def play_episode(
     )
 
 
+def panel_tasks(
+    panel: Panel, limit: int | None = None, playable: Collection[str] | None = None
+) -> list[tuple[int, str]]:
+    """(panel position, task id) of the first ``limit`` panel tasks in ``playable`` (None: all)."""
+    known = None if playable is None else set(playable)
+    tasks = [(i, t) for i, t in enumerate(panel.task_ids) if known is None or t in known]
+    return tasks[:limit]
+
+
 def evaluate_panel(
     env: gym.Env,
     agent: Any,
@@ -151,10 +161,16 @@ def evaluate_panel(
     limit: int | None = None,
     on_episode: Callable[[EpisodeResult], None] | None = None,
     on_turn: Callable[[TurnEvent], None] | None = None,
+    playable: Collection[str] | None = None,
 ) -> list[EpisodeResult]:
-    """Play the panel's tasks in order (the first ``limit`` only, if given)."""
+    """Play the panel's tasks in order (the first ``limit`` only, if given).
+
+    ``playable``: the task ids the env as configured can play (for example
+    ToolMath with ``levels``); other panel tasks are skipped, and the rest keep
+    their panel positions' seeds.
+    """
     results = []
-    for index, task_id in enumerate(panel.task_ids[:limit]):
+    for index, task_id in panel_tasks(panel, limit, playable):
         result = play_episode(
             env,
             agent,
@@ -201,6 +217,7 @@ def evaluate_panel_batched(
     limit: int | None = None,
     on_episode: Callable[[EpisodeResult], None] | None = None,
     on_turn: Callable[[TurnEvent], None] | None = None,
+    playable: Collection[str] | None = None,
 ) -> list[EpisodeResult]:
     """Play the panel's tasks ``len(envs)`` at a time; results come back in panel order.
 
@@ -219,7 +236,7 @@ def evaluate_panel_batched(
             f"{type(agent).__name__}.act_batch(observations, infos, slots=...) is needed to play "
             "several episodes at once; play them one at a time instead (evaluate_panel)"
         )
-    tasks = list(enumerate(panel.task_ids[:limit]))
+    tasks = panel_tasks(panel, limit, playable)
     queue = iter(tasks)
     slots = [_Slot(env) for env in envs]
     results: dict[int, EpisodeResult] = {}

@@ -59,3 +59,23 @@ def test_benchmark_lists_ids_and_panels(capsys: pytest.CaptureFixture) -> None:
     assert benchmark.main(["--list"]) == 0
     out = capsys.readouterr().out
     assert "ScienceWorld-v0" in out and "test-quick-v1 (default)" in out
+
+
+def test_benchmark_plays_the_panel_tasks_a_narrowed_env_can_play(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # ToolMath with levels=[3] plays only the level-3 tasks of the all-level test panel,
+    # each with its panel position's seed; no level it cannot play is reset.
+    out = tmp_path / "bench.json"
+    argv = ["--env", "ToolMath-v0", "--panel", "test-v1", "--agent", "expert", "--episodes", "4"]
+    argv += ["--env-kwargs", '{"levels": [3]}', "--out", str(out), "--quiet", "--no-plot"]
+    assert benchmark.main(argv) == 0
+    episodes = json.loads(out.read_text())["results"][0]["episodes"]
+    panel = benchmark.load_panel("ToolMath-v0", "test-v1")
+    level3 = [(i, t) for i, t in enumerate(panel.task_ids) if "/L3/" in t][:4]
+    assert [(e["task_id"], e["seed"]) for e in episodes] == [
+        (t, panel.seed_for(i)) for i, t in level3
+    ]
+    assert all(e["won"] for e in episodes)
+    assert benchmark.main([*argv, "--env-kwargs", '{"levels": [99]}']) == 2
+    assert "levels [99]" in capsys.readouterr().err

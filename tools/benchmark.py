@@ -47,6 +47,7 @@ from envs.evaluation import (  # noqa: E402
     TurnEvent,
     evaluate_panel,
     evaluate_panel_batched,
+    panel_tasks,
     summarise,
     supports_batched,
 )
@@ -369,9 +370,28 @@ def main(argv: list[str] | None = None) -> int:
                 # Agents that cannot batch (the scripted ones) play one episode at a time.
                 batch = args.batch if supports_batched(agent) else 1
                 batch = min(batch, len(panel.task_ids[: args.episodes]))
-                envs_made = [
-                    gym.make(env_id, split=panel.split, **env_kwargs) for _ in range(max(1, batch))
-                ]
+                try:
+                    envs_made = [
+                        gym.make(env_id, split=panel.split, **env_kwargs)
+                        for _ in range(max(1, batch))
+                    ]
+                except (TypeError, ValueError) as error:  # bad --env-kwargs: say which
+                    print(f"error: cannot make {env_id}: {error}", file=sys.stderr)
+                    return 2
+                # A narrowed env (ToolMath's levels) plays only its own tasks of the panel.
+                playable = getattr(envs_made[0].unwrapped, "task_ids", None)
+                planned = len(panel.task_ids[: args.episodes])
+                playing = len(panel_tasks(panel, args.episodes, playable))
+                if playing == 0:
+                    print(
+                        f"error: none of the tasks of panel {panel.name!r} is playable by "
+                        f"{env_id} with env kwargs {args.env_kwargs}",
+                        file=sys.stderr,
+                    )
+                    return 2
+                if playing < planned:
+                    progress.total -= planned - playing
+                    progress.refresh()
                 try:
                     if batch > 1:
                         results = evaluate_panel_batched(
@@ -381,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
                             limit=args.episodes,
                             on_episode=lambda _: progress.update(),
                             on_turn=on_turn,
+                            playable=playable,
                         )
                     else:
                         results = evaluate_panel(
@@ -390,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                             limit=args.episodes,
                             on_episode=lambda _: progress.update(),
                             on_turn=on_turn,
+                            playable=playable,
                         )
                 except ServerError as error:  # a served model failed: say so, without a traceback
                     print(f"error: agent {spec}: {error}", file=sys.stderr)
