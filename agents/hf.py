@@ -42,6 +42,7 @@ from agents.prompts import (
     EpisodeSlots,
     EpisodeState,
     PromptConfig,
+    action_completion,
     build_messages,
     render_prompt,
     stable_seed,
@@ -138,7 +139,10 @@ class HFAgent(TurnTakingAgent):
       env must list executable actions, so this agent then asks for
       ``admissible_actions="full"``);
     * ``rank_prefix`` / ``rank_suffix``: what surrounds a candidate action in
-      the scored completion (``"<action>"``, ``"</action>"``);
+      the scored completion; by default (None) the completion this project's
+      models are trained on (``agents.prompts.action_completion``: a bare tool
+      call followed by end of sequence, or ``<think></think>`` then
+      ``<action>...</action>`` in text envs);
       ``rank_normalise``: ``"sum"`` (log-likelihood) or ``"mean"`` (per token);
     * ``prompt``: a :class:`PromptConfig` (or the same as keyword arguments:
       ``history``, ``history_k``, ``family``, ``system_prompt``, ``template_kwargs``, ``tool_listing``);
@@ -159,8 +163,8 @@ class HFAgent(TurnTakingAgent):
         seed: int | None = None,
         stop: Sequence[str] = ("</action>",),
         mode: str = "generate",
-        rank_prefix: str = "<action>",
-        rank_suffix: str = "</action>",
+        rank_prefix: str | None = None,
+        rank_suffix: str | None = None,
         rank_normalise: str = "sum",
         prompt: PromptConfig | None = None,
         history: str | None = None,
@@ -272,6 +276,15 @@ class HFAgent(TurnTakingAgent):
         """Ranking needs executable actions; generation reads whatever the env lists."""
         return {"admissible_actions": "full"} if self.mode == "rank" else {}
 
+    @property
+    def turn_end_id(self) -> int | None:
+        """The token that ends an assistant turn: the tokenizer's end of sequence
+        (``<|im_end|>`` in Qwen's chat layout), else the smallest configured EOS id."""
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        if eos is not None:
+            return int(eos)
+        return min(self.eos_token_ids) if self.eos_token_ids else None
+
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
         eos = getattr(self.tokenizer, "eos_token_id", None)
@@ -301,11 +314,7 @@ class HFAgent(TurnTakingAgent):
         prompts = [self.prompt_ids(state) for state in states]
         turns: list[AgentTurn | None] = [None] * len(states)
         if self.mode == "rank":
-            rankable = [
-                i
-                for i, state in enumerate(states)
-                if state.family != "tool" and state.info.get("admissible_actions")
-            ]
+            rankable = [i for i, state in enumerate(states) if state.info.get("admissible_actions")]
             if rankable:
                 ranked = self._rank_turns(
                     [states[i] for i in rankable], [prompts[i] for i in rankable]
@@ -905,16 +914,36 @@ class HFAgent(TurnTakingAgent):
 
     # -- ranking admissible actions -------------------------------------------------
 
+    def ranked_completion(self, action: str, family: str) -> tuple[str, list[int]]:
+        """(text, token ids) of ``action`` as the completion rank mode scores.
+
+        With ``rank_prefix``/``rank_suffix`` given, the action between them; else the
+        format this project's models learn (a tool turn ends with the end-of-sequence
+        token, as a generated one does).
+        """
+        if self.rank_prefix is not None or self.rank_suffix is not None:
+            text = f"{self.rank_prefix or ''}{action}{self.rank_suffix or ''}"
+            return text, self.encode(text)
+        text = action_completion(action, family)
+        ids = self.encode(text)
+        if family == "tool" and self.turn_end_id is not None:
+            ids = ids + [self.turn_end_id]
+        return text, ids
+
     @torch.inference_mode()
     def rank_actions(
-        self, prompt_ids: Sequence[Sequence[int]], candidates: Sequence[Sequence[str]]
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        candidates: Sequence[Sequence[str]],
+        families: Sequence[str] | None = None,
     ) -> list[list[tuple[float, list[int], list[float]]]]:
         """Score every candidate action of every prompt: (score, completion ids, log-probs).
 
-        A candidate's completion is ``rank_prefix + action + rank_suffix``; its
-        score is the sum (or mean, ``rank_normalise="mean"``) of the token
-        log-probs. Each prompt is run once; its KV cache is shared by all its
-        candidates, which run in batches within ``max_batch_tokens``.
+        A candidate's completion is :meth:`ranked_completion` of the action in its
+        prompt's family (``families``; default ``"text"``); its score is the sum
+        (or mean, ``rank_normalise="mean"``) of the token log-probs. Each prompt is
+        run once; its KV cache is shared by all its candidates, which run in
+        batches within ``max_batch_tokens``.
         """
         prompts = self._check_ids(prompt_ids, "prompt_ids")
         if len(prompts) != len(candidates):
@@ -933,8 +962,9 @@ class HFAgent(TurnTakingAgent):
         cache = output.past_key_values
         first_logprobs = torch.log_softmax(output.logits[:, -1, :].float(), dim=-1)
         lengths = mask.sum(-1)
+        families = list(families) if families is not None else ["text"] * len(prompts)
         items = [
-            (p, self.encode(f"{self.rank_prefix}{action}{self.rank_suffix}"))
+            (p, self.ranked_completion(action, families[p])[1])
             for p, actions in enumerate(candidates)
             for action in actions
         ]
@@ -977,12 +1007,13 @@ class HFAgent(TurnTakingAgent):
         self, states: list[EpisodeState], prompts: list[tuple[str, list[int]]]
     ) -> list[AgentTurn]:
         candidates = [[str(a) for a in state.info["admissible_actions"]] for state in states]
-        ranked = self.rank_actions([ids for _, ids in prompts], candidates)
+        families = [state.family for state in states]
+        ranked = self.rank_actions([ids for _, ids in prompts], candidates, families)
         turns = []
         for state, prompt, actions, scores in zip(states, prompts, candidates, ranked):
             best = max(range(len(actions)), key=lambda k: scores[k][0])
             _, completion_ids, values = scores[best]
-            completion = f"{self.rank_prefix}{actions[best]}{self.rank_suffix}"
+            completion = self.ranked_completion(actions[best], state.family)[0]
             self._remember_completion(state, completion_ids, completion)
             turns.append(
                 AgentTurn(

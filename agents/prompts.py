@@ -43,6 +43,7 @@ __all__ = [
     "EpisodeState",
     "PromptConfig",
     "Step",
+    "action_completion",
     "build_messages",
     "detect_family",
     "render_prompt",
@@ -145,6 +146,13 @@ class PromptConfig:
         """A validated copy with every override that is not None applied (agents' keywords)."""
         chosen = {name: value for name, value in overrides.items() if value is not None}
         return dataclasses.replace(copy.deepcopy(self), **chosen)
+
+
+def action_completion(action: str, family: str) -> str:
+    """An action written as the completion a model trained on this project's data produces:
+    tool calls and answers bare (the turn then ends at end of sequence); text-env actions
+    after an empty thought, inside ``<action> </action>``."""
+    return action if family == "tool" else f"<think></think>\n<action>{action}</action>"
 
 
 def detect_family(info: dict[str, Any] | None = None, env_id: str | None = None) -> str:

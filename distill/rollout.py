@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.prompts import EpisodeState
+from agents.prompts import EpisodeState, action_completion
 from agents.trajectory import AgentTurn
 from envs.multiagent.selectors import FixedSelector, Selector
 from envs.pool import EnvPool
@@ -39,7 +39,6 @@ __all__ = [
     "Turn",
     "TurnTaker",
     "score_with_teacher",
-    "scripted_completion",
 ]
 
 
@@ -113,11 +112,6 @@ class RolloutRequest:
     replay_actions: list[str] | None = None  # what a "replay" actor says, in order
 
 
-def scripted_completion(action: str, family: str) -> str:
-    """How a scripted actor's action is written as a completion in the student's format."""
-    return action if family == "tool" else f"<think></think>\n<action>{action}</action>"
-
-
 class ExpertTurns:
     """The env's oracle as an actor: ``info["expert_action"]`` (the env needs ``expert=True``)."""
 
@@ -157,10 +151,10 @@ class ReplayTurns:
 
 def _scripted_turn(student: Any, state: EpisodeState, action: str, actor: str) -> AgentTurn:
     text, prompt_ids = student.prompt_ids(state)
-    completion = scripted_completion(action, state.family)
+    completion = action_completion(action, state.family)
     completion_ids = student.encode(completion)
-    if state.family == "tool" and student.eos_token_ids:
-        completion_ids = completion_ids + [min(student.eos_token_ids)]  # tool turns end at EOS
+    if state.family == "tool" and student.turn_end_id is not None:
+        completion_ids = completion_ids + [student.turn_end_id]  # tool turns end at EOS
     return AgentTurn(
         prompt=text,
         completion=completion,

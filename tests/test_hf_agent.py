@@ -224,18 +224,49 @@ def test_rank_mode_scores_every_admissible_action(pair) -> None:
                 reference_logprobs(
                     model,
                     turn.prompt_ids,
-                    tokenizer.encode(f"<action>{candidate}</action>", add_special_tokens=False),
+                    tokenizer.encode(
+                        f"<think></think>\n<action>{candidate}</action>", add_special_tokens=False
+                    ),
                 )
             )
             for candidate in info["admissible_actions"]
         }
         assert action == max(scores, key=scores.get)
         assert abs(sum(turn.logprobs) - scores[action]) < TOLERANCE
-        assert turn.completion == f"<action>{action}</action>"
+        # the completion a trained model writes (and the SFT data holds), empty thought included
+        assert turn.completion == f"<think></think>\n<action>{action}</action>"
     ranked = agent.rank_actions([agent.last_turns[0].prompt_ids], [["say one", "say two"]])[0]
     assert [round(score, 3) for score, _, _ in ranked] == [
         round(sum(values), 3) for _, _, values in ranked
     ]
+
+
+def test_rank_mode_scores_the_completion_format_of_the_family(pair) -> None:
+    model, tokenizer = pair
+    agent = HFAgent(model, tokenizer, mode="rank")
+    call = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
+    text, ids = agent.ranked_completion(call, "tool")
+    # a tool turn is the bare call, ended by the chat's end-of-turn token, as in SFT data
+    assert text == call and ids == agent.encode(call) + [tokenizer.eos_token_id]
+    assert tokenizer.convert_ids_to_tokens(ids[-1]) == "<|im_end|>"
+    text, ids = agent.ranked_completion("go north", "alfworld")
+    assert text == "<think></think>\n<action>go north</action>" and ids == agent.encode(text)
+    custom = HFAgent(model, tokenizer, mode="rank", rank_prefix="Action: ", rank_suffix="\n")
+    assert custom.ranked_completion("go north", "tool")[0] == "Action: go north\n"
+
+
+def test_rank_mode_plays_tool_tasks_by_their_admissible_calls(pair) -> None:
+    model, tokenizer = pair
+    agent = HFAgent(model, tokenizer, mode="rank")
+    env = gym.make("ToolMath-v0", levels=[2], **agent.env_kwargs)
+    observation, info = env.reset(seed=0)
+    action = agent.act(observation, info)
+    turn = agent.last_turn
+    assert action in info["admissible_actions"] and turn.finish_reason == "rank"
+    assert turn.completion_ids[-1] == tokenizer.eos_token_id
+    scores = agent.rank_actions([turn.prompt_ids], [info["admissible_actions"]], ["tool"])[0]
+    assert turn.extra["score"] == pytest.approx(max(score for score, _, _ in scores))
+    env.close()
 
 
 def test_chat_episode_prompts_extend_each_other_and_trajectory_scoring_matches(pair) -> None:
