@@ -35,12 +35,20 @@ class Example:
     logp_teacher: list[float] | None = None
     advantage: float = 0.0  # GRPO: the rollout's group-normalised advantage
     meta: dict = field(default_factory=dict)
+    # 1 for the completion tokens trained, 0 for those only read (a packed trajectory's
+    # observations between its turns); None: every token is trained
+    token_mask: list[float] | None = None
+
+    @property
+    def trained_tokens(self) -> float:
+        """How many completion tokens the loss trains (the token-mean's denominator)."""
+        return float(len(self.completion_ids) if self.token_mask is None else sum(self.token_mask))
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_KINDS:
             raise ValueError(f"unknown loss kind {self.loss!r}; choose one of {list(LOSS_KINDS)}")
         n = len(self.completion_ids)
-        for name in ("logp_old", "logp_teacher"):
+        for name in ("logp_old", "logp_teacher", "token_mask"):
             values = getattr(self, name)
             if values is not None and len(values) != n:
                 raise ValueError(f"{name} has {len(values)} values for {n} completion tokens")
@@ -73,8 +81,8 @@ def collate(examples: Sequence[Example]) -> Batch:
     weights = torch.zeros(n, width)
     for i, example in enumerate(examples):
         length = len(example.completion_ids)
-        mask[i, :length] = 1.0
-        weights[i, :length] = example.weight
+        mask[i, :length] = 1.0 if example.token_mask is None else torch.tensor(example.token_mask)
+        weights[i, :length] = example.weight * mask[i, :length]
         if example.logp_old is not None:
             logp_old[i, :length] = torch.tensor(example.logp_old)
         if example.logp_teacher is not None:

@@ -103,7 +103,16 @@ class SFTConfig(TrainConfig):
     demonstrator: str = "expert"  # expert (the env's oracle) or teacher
     successful_only: bool = True
     demo_episodes: int = 256  # trajectories collected once before training
+    # (our default) what one of the rollouts_per_step demonstrations is: a "turn" (its
+    # prompt and completion), or a whole "trajectory" packed in one sequence (every
+    # completion trained, observations masked out: about turns-per-episode times fewer
+    # tokens run per trained token)
+    demo_unit: str = "turn"
     learning_rate: float = 1e-4  # (our default) SFT from scratch needs a far larger step than 1e-6
+
+    def __post_init__(self) -> None:
+        if self.demo_unit not in ("turn", "trajectory"):
+            raise ValueError(f"demo_unit must be 'turn' or 'trajectory', not {self.demo_unit!r}")
 
 
 @dataclass

@@ -411,7 +411,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             epochs = int(getattr(config, "epochs", 1))
             losses = []
             trained = [e for e in examples if e.loss != "none" and e.completion_ids]
-            count = torch.tensor(float(sum(len(e.completion_ids) for e in trained)))
+            count = torch.tensor(sum(e.trained_tokens for e in trained))
             if world > 1:
                 torch.distributed.all_reduce(count)
             for _ in range(epochs):

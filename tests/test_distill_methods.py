@@ -283,3 +283,87 @@ def test_a_bad_prompt_setting_is_refused_when_the_config_loads() -> None:
         load_config(None, {"method": "opd", "prompt": {"bogus": 1}})
     with pytest.raises(ValueError, match="tool_listing must be one of"):
         load_config(None, {"method": "opd", "prompt": {"tool_listing": "tiny"}})
+
+
+@pytest.mark.parametrize("env_id", ["ToolMath-v0", "WebShop-v0"])
+def test_packed_trajectories_train_the_same_tokens_in_the_same_contexts(env_id: str) -> None:
+    # SFT's demo_unit="trajectory": one sequence per expert episode, observations read but
+    # not trained; every completion token keeps the log-prob it has as a separate turn.
+    from agents.hf import HFAgent
+    from agents.tiny import build_model, train_tokenizer
+    from distill.batching import completion_logprobs
+    from distill.methods.common import trajectory_examples
+    from distill.rollout import RolloutCollector, RolloutRequest
+    from envs.multiagent.selectors import FixedSelector
+
+    tokenizer = train_tokenizer()
+    student = HFAgent(build_model("tiny", tokenizer, seed=0), tokenizer)
+    kwargs = {"expert": True, **({"levels": [3]} if env_id == "ToolMath-v0" else {})}
+    collector = RolloutCollector(
+        env_id, student=student, num_envs=2, env_kwargs=kwargs, mode="sync"
+    )
+    try:
+        requests = [
+            RolloutRequest(
+                task,
+                seed=k,
+                selector=FixedSelector("expert", agents=("student", "expert")),
+                max_turns=8,
+            )
+            for k, task in enumerate(collector.pool.get_attr("task_ids")[0][:2])
+        ]
+        rollouts = collector.collect(requests)
+    finally:
+        collector.close()
+    assert all(r.won and len(r.turns) >= 3 for r in rollouts)
+    routing = {"expert": ("forward_kl", 1.0)}
+    turns, packed = turn_examples(rollouts, routing), trajectory_examples(rollouts, routing)
+    if env_id == "ToolMath-v0":  # the chat layout: each episode's prompts extend each other
+        assert len(packed) == len(rollouts)
+        for example, rollout in zip(packed, rollouts):
+            assert example.prompt_ids == rollout.turns[0].prompt_ids
+            assert sum(example.token_mask) == sum(len(t.completion_ids) for t in rollout.turns)
+    else:  # a history window drops old turns: a turn that does not extend starts anew
+        assert len(rollouts) < len(packed) <= len(turns)
+    separate, _ = completion_logprobs(student.model, turns)
+    together, _ = completion_logprobs(student.model, packed)
+    expected = [v for i, e in enumerate(turns) for v in separate[i, : len(e.completion_ids)]]
+    got = [
+        v
+        for i, e in enumerate(packed)
+        for v, keep in zip(together[i, : len(e.completion_ids)], e.token_mask)
+        if keep
+    ]
+    assert torch.allclose(torch.stack(got), torch.stack(expected), atol=1e-4)
+    config = small_config("sft", Path("/tmp/unused"), demo_unit="trajectory")
+    loss_turns, stats_turns = combined_loss(student.model, turns, config, pad_id=0)
+    loss_packed, stats_packed = combined_loss(student.model, packed, config, pad_id=0)
+    assert stats_packed["tokens"] == stats_turns["tokens"]
+    assert sum(e.trained_tokens for e in packed) == stats_turns["tokens"]
+    assert loss_packed.item() == pytest.approx(loss_turns.item(), rel=1e-4)
+
+
+def test_sft_rejects_an_unknown_demo_unit(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="demo_unit"):
+        small_config("sft", tmp_path, demo_unit="episode")
+
+
+def test_sft_on_packed_trajectories_trains_and_logs_the_units(tmp_path: Path) -> None:
+    from distill.trainer import train
+
+    config = small_config(
+        "sft",
+        tmp_path / "run",
+        env_id="ToolMath-v0",
+        env_kwargs={"levels": [2]},
+        demo_unit="trajectory",
+        demo_episodes=3,
+    )
+    summary = train(config, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    trained = [row for row in rows if "nll" in row]
+    assert len(trained) == 2 and all(row["demo_units"] == 3 for row in trained)
+    assert all(row["demo_turns"] > row["demo_units"] for row in trained)
+    # two packed episodes per step: more trained tokens than any single turn holds
+    assert all(row["tokens"] > 40 for row in trained)
+    assert summary["final"]["eval_episodes"] >= 1

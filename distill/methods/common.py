@@ -11,7 +11,14 @@ from distill.batching import Example
 from distill.rollout import Rollout, RolloutRequest, score_with_teacher
 from envs.multiagent.selectors import FixedSelector, Selector
 
-__all__ = ["collect", "reference_rollouts", "rollout_metrics", "scored", "turn_examples"]
+__all__ = [
+    "collect",
+    "reference_rollouts",
+    "rollout_metrics",
+    "scored",
+    "trajectory_examples",
+    "turn_examples",
+]
 
 
 def turn_examples(
@@ -42,6 +49,53 @@ def turn_examples(
                     meta={"actor": turn.actor, "task_id": rollout.task_id},
                 )
             )
+    return examples
+
+
+def trajectory_examples(
+    rollouts: Sequence[Rollout], losses: Mapping[str, tuple[str, float]]
+) -> list[Example]:
+    """Trained turns packed per rollout: consecutive turns whose prompts extend the sequence
+    so far (the chat layout keeps every completion verbatim) become one example.
+
+    The example's completion runs from the end of its first prompt to the end of its
+    last trained completion; ``token_mask`` trains the completions and only reads the
+    observations and untrained turns between them. A turn whose prompt does not extend
+    the sequence (a history window that dropped old turns) or with another loss kind
+    or weight starts a new example. For losses that need no per-token sampling or
+    teacher log-probs (SFT's forward KL).
+    """
+    examples: list[Example] = []
+    for rollout in rollouts:
+        current: Example | None = None
+        for turn in rollout.turns:
+            if not turn.trained or turn.actor not in losses or not turn.completion_ids:
+                continue
+            kind, weight = losses[turn.actor]
+            if kind == "none":
+                continue
+            so_far = current.prompt_ids + current.completion_ids if current is not None else []
+            extends = (
+                current is not None
+                and (current.loss, current.weight) == (kind, weight)
+                and len(turn.prompt_ids) >= len(so_far)
+                and turn.prompt_ids[: len(so_far)] == so_far
+            )
+            if current is not None and extends:
+                between = list(turn.prompt_ids[len(so_far) :])
+                current.completion_ids += between + list(turn.completion_ids)
+                assert current.token_mask is not None
+                current.token_mask += [0.0] * len(between) + [1.0] * len(turn.completion_ids)
+                continue
+            current = Example(
+                prompt_ids=list(turn.prompt_ids),
+                completion_ids=list(turn.completion_ids),
+                loss=kind,
+                weight=weight,
+                meta={"actor": turn.actor, "task_id": rollout.task_id},
+                token_mask=[1.0] * len(turn.completion_ids),
+            )
+            examples.append(current)
     return examples
 
 

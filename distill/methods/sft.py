@@ -1,8 +1,9 @@
 """SFT (spec section 1): NLL of teacher or expert completions, successful trajectories only.
 
 ``prepare`` collects ``demo_episodes`` demonstrations once (cached in the
-checkpoint); each step trains on the next ``rollouts_per_step`` turns of a
-seeded shuffle of them.
+checkpoint); each step trains on the next ``rollouts_per_step`` units of a
+seeded shuffle of them: turns, or with ``demo_unit="trajectory"`` whole
+trajectories packed one per sequence (observations read, not trained).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from distill.batching import Example
-from distill.methods.common import collect, rollout_metrics, turn_examples
+from distill.methods.common import collect, rollout_metrics, trajectory_examples, turn_examples
 from envs.multiagent.selectors import FixedSelector
 
 NEEDS_TEACHER = False
@@ -30,9 +31,15 @@ def prepare(ctx: Any) -> None:
     tasks = ctx.sample_tasks(-1, config.demo_episodes, share=False)
     rollouts = collect(ctx, -1, tasks, lambda _i: selector, indices=list(range(len(tasks))))
     kept = [r for r in rollouts if r.won or not config.successful_only]
-    examples = turn_examples(kept, {who: ("forward_kl", 1.0)})
-    ctx.cache["demos"] = [(e.prompt_ids, e.completion_ids) for e in examples]
-    ctx.cache["demo_stats"] = {**rollout_metrics(rollouts), "demo_turns": float(len(examples))}
+    routing = {who: ("forward_kl", 1.0)}
+    turns = turn_examples(kept, routing)
+    examples = turns if config.demo_unit == "turn" else trajectory_examples(kept, routing)
+    ctx.cache["demos"] = [(e.prompt_ids, e.completion_ids, e.token_mask) for e in examples]
+    ctx.cache["demo_stats"] = {
+        **rollout_metrics(rollouts),
+        "demo_turns": float(len(turns)),
+        "demo_units": float(len(examples)),
+    }
     if not examples:
         raise RuntimeError(
             f"no {who} demonstrations were kept (successful_only={config.successful_only})"
@@ -50,7 +57,13 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
         epoch, offset = epoch + 1, 0
     chosen = order[:per_step][ctx.rank :: ctx.world_size]
     examples = [
-        Example(prompt_ids=demos[i][0], completion_ids=demos[i][1], loss="forward_kl")
+        Example(
+            prompt_ids=demos[i][0],
+            completion_ids=demos[i][1],
+            loss="forward_kl",
+            # checkpoints written before packing existed hold (prompt, completion) pairs
+            token_mask=demos[i][2] if len(demos[i]) > 2 else None,
+        )
         for i in chosen
     ]
     return examples, {
