@@ -255,7 +255,9 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path) -> None:
     assert curves[2] == pytest.approx(curves[1], rel=1e-4, abs=1e-6)
 
 
-def test_shipped_configs_load_and_share_one_recipe_teacher() -> None:
+def test_shipped_configs_load_and_share_one_recipe_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every method's config builds the same embedded teacher (same env settings and prompt)."""
     import importlib.util
 
@@ -271,11 +273,17 @@ def test_shipped_configs_load_and_share_one_recipe_teacher() -> None:
             names.add(distill_tool.recipe_teacher_name(config))
     assert len(names) == 1 and names.pop().startswith("ToolMath-v0-")
     plain = load_config(None, {"method": "opd"})
-    assert distill_tool.recipe_teacher_name(plain) == "ToolMath-v0"
+    assert distill_tool.recipe_teacher_name(plain).startswith("ToolMath-v0-")
     other = load_config(None, {"method": "opd", "env_kwargs": {"levels": [2]}})
     assert distill_tool.recipe_teacher_name(other) != distill_tool.recipe_teacher_name(
         load_config(None, {"method": "opd", "env_kwargs": {"levels": [3]}})
     )
+    # a changed recipe trains a new teacher instead of reusing one built by the old recipe
+    recipe = tmp_path / "teacher_sft.yaml"
+    recipe.write_text(distill_tool.TEACHER_RECIPE.read_text() + "\ntotal_steps: 7\n")
+    before = distill_tool.recipe_teacher_name(plain)
+    monkeypatch.setattr(distill_tool, "TEACHER_RECIPE", recipe)
+    assert distill_tool.recipe_teacher_name(plain) != before
 
 
 def test_a_bad_prompt_setting_is_refused_when_the_config_loads() -> None:

@@ -97,10 +97,13 @@ def print_fields() -> None:
 
 def recipe_teacher_name(config: TrainConfig) -> str:
     """The teacher's folder name: the env id, plus a digest of the env and prompt settings
-    (a teacher trained on other levels or another prompt layout is another teacher)."""
-    settings = {"env_kwargs": config.env_kwargs, "prompt": config.prompt}
-    if not config.env_kwargs and not config.prompt:
-        return config.env_id
+    and of the recipe itself (a teacher trained on other levels, another prompt layout or
+    by an older recipe is another teacher)."""
+    settings = {
+        "env_kwargs": config.env_kwargs,
+        "prompt": config.prompt,
+        "recipe": hashlib.sha256(TEACHER_RECIPE.read_bytes()).hexdigest(),
+    }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config.env_id}-{digest}"
 
