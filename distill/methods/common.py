@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from distill.batching import Example
-from distill.rollout import Rollout, RolloutRequest, score_with_teacher
+from distill.rollout import Rollout, RolloutRequest, Turn, score_with_teacher
 from envs.multiagent.selectors import FixedSelector, Selector
 
 __all__ = [
@@ -21,6 +21,18 @@ __all__ = [
 ]
 
 
+def _trained_turns(
+    rollout: Rollout, losses: Mapping[str, tuple[str, float]]
+) -> Iterator[tuple[Turn, str, float]]:
+    """(turn, loss kind, weight) of each turn of ``rollout`` that a loss in ``losses`` trains."""
+    for turn in rollout.turns:
+        if not turn.trained or turn.actor not in losses or not turn.completion_ids:
+            continue
+        kind, weight = losses[turn.actor]
+        if kind != "none":
+            yield turn, kind, weight
+
+
 def turn_examples(
     rollouts: Sequence[Rollout],
     losses: Mapping[str, tuple[str, float]],
@@ -30,12 +42,7 @@ def turn_examples(
     """One example per trained turn whose actor has a loss in ``losses`` ({actor: (kind, weight)})."""
     examples = []
     for r, rollout in enumerate(rollouts):
-        for turn in rollout.turns:
-            if not turn.trained or turn.actor not in losses or not turn.completion_ids:
-                continue
-            kind, weight = losses[turn.actor]
-            if kind == "none":
-                continue
+        for turn, kind, weight in _trained_turns(rollout, losses):
             examples.append(
                 Example(
                     prompt_ids=turn.prompt_ids,
@@ -68,12 +75,7 @@ def trajectory_examples(
     examples: list[Example] = []
     for rollout in rollouts:
         current: Example | None = None
-        for turn in rollout.turns:
-            if not turn.trained or turn.actor not in losses or not turn.completion_ids:
-                continue
-            kind, weight = losses[turn.actor]
-            if kind == "none":
-                continue
+        for turn, kind, weight in _trained_turns(rollout, losses):
             so_far = current.prompt_ids + current.completion_ids if current is not None else []
             extends = (
                 current is not None
