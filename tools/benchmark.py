@@ -329,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing to run", file=sys.stderr)
         return 1
     agent_specs = args.agent or ["expert", "random"]
+    if any(spec.startswith("hf:") for spec in agent_specs):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a bar per weight load would break up the table's
     built: dict[str, Any] = {}
     for spec in agent_specs:  # fail on a bad spec before any env starts
         try:

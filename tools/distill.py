@@ -146,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, yaml.YAMLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from transformers.utils import logging as hf_logging
+
     from distill.trainer import train
+
+    hf_logging.disable_progress_bar()  # a bar per model load would break up the run's own
 
     if config.teacher == "recipe":
         config.teacher = ensure_recipe_teacher(config, quiet=args.quiet)
