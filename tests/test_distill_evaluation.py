@@ -7,6 +7,7 @@ import pytest
 from distill.evaluation import panel_requests, per_turn_kl, summarise_rollouts
 from distill.rollout import Rollout, Turn
 from envs.panels import Panel
+from tests.builders import make_turn
 
 PANEL = Panel(
     name="p",
@@ -40,18 +41,10 @@ class FixedTeacher:
 
 
 def turn(logprobs: list[float], actor: str = "student") -> Turn:
-    return Turn(
+    return make_turn(
         actor=actor,
         prompt_ids=[1, 2],
         completion_ids=list(range(len(logprobs))),
-        completion="x",
-        action="x",
-        observation="o",
-        reward=0.0,
-        score=0.0,
-        action_type="",
-        invalid_action=False,
-        finished=True,
         sample_logprobs=logprobs,
     )
 

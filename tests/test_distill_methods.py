@@ -16,8 +16,9 @@ import torch
 from distill.batching import Example
 from distill.config import load_config
 from distill.methods.common import turn_examples
-from distill.rollout import Rollout, Turn
+from distill.rollout import Rollout
 from distill.trainer import combined_loss
+from tests.builders import make_turn
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "WebShop-v0"  # pure Python, short prompts: the cheapest real env for training tests
@@ -88,18 +89,11 @@ def fake_rollout(actors: list[str]) -> Rollout:
     rollout = Rollout(env_id=ENV_ID, task_id="goal-1", seed=0, group=0)
     for k, actor in enumerate(actors):
         rollout.turns.append(
-            Turn(
+            make_turn(
                 actor=actor,
                 prompt_ids=[1, 2, 3 + k],
                 completion_ids=[4, 5],
-                completion="c",
-                action="a",
-                observation="o",
-                reward=0.0,
-                score=0.0,
                 action_type="click",
-                invalid_action=False,
-                finished=True,
                 sample_logprobs=[-1.0, -2.0],
                 teacher_logprobs=[-0.5, -0.7],
                 trained=actor != "replay",
