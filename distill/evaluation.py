@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from distill.rollout import Rollout, RolloutCollector, RolloutRequest, score_with_teacher
+from envs.evaluation import panel_tasks
 from envs.multiagent.selectors import FixedSelector
 from envs.panels import Panel, load_panel
 
@@ -48,22 +49,20 @@ def panel_requests(
     A task keeps its panel position's reset seed, so a narrowed panel plays its
     tasks exactly as the full panel would.
     """
-    known = set(playable)
-    positions = [i for i, task_id in enumerate(panel.task_ids) if task_id in known]
-    if not positions:
+    tasks = panel_tasks(panel, None, playable)
+    if not tasks:
         raise ValueError(
             f"none of the {len(panel.task_ids)} tasks of panel {panel.name!r} ({panel.env_id}) "
             "is playable by the env as configured (check env_kwargs, e.g. ToolMath's levels)"
         )
-    positions = positions[:episodes][rank::world_size]
     return [
         RolloutRequest(
-            panel.task_ids[i],
+            task_id,
             seed=panel.seed_for(i),
             selector=FixedSelector("student"),
             max_turns=max_turns,
         )
-        for i in positions
+        for i, task_id in tasks[:episodes][rank::world_size]
     ]
 
 
