@@ -143,8 +143,8 @@ _CORPUS_SUFFIXES = (".json", ".jsonl")
 #: leading non-letter, punctuation runs, whitespace), except that a number splits into
 #: right-aligned groups of up to three digits ("73056" and "73,056" both give "73" "056").
 #: Every such group is one token (the corpus below holds all 1,110 of them), so a number is
-#: the same one or two tokens wherever it appears and a small model learns to copy it from a
-#: question or a tool result into a call in minutes. (Qwen's one token per digit makes every
+#: the same one or two tokens wherever it appears, which a small model needs to learn to copy
+#: it from a question or a tool result into a call (docs/distillation.md). (Qwen's one token per digit makes every
 #: digit ambiguous to copy; BPE's merged digit runs split one number differently in two places.)
 SPLIT_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N}))"

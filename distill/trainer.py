@@ -67,8 +67,8 @@ def load_agent(
 
 
 def local_sizes() -> dict[str, Any]:
-    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` (~0.3M) and
-    ``mini`` (~0.5M) for students smaller than a ``tiny`` teacher."""
+    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` (~0.36M) and
+    ``mini`` (~0.61M) for students smaller than a ``tiny`` teacher."""
     from agents.tiny import SIZES, TinySize
 
     return {
@@ -411,7 +411,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             epochs = int(getattr(config, "epochs", 1))
             losses = []
             trained = [e for e in examples if e.loss != "none" and e.completion_ids]
-            count = torch.tensor(sum(e.trained_tokens for e in trained))
+            count = torch.tensor(float(sum(e.trained_tokens for e in trained)))
             if world > 1:
                 torch.distributed.all_reduce(count)
             for _ in range(epochs):
