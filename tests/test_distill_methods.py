@@ -253,31 +253,27 @@ def test_shipped_configs_load_and_share_one_recipe_teacher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every method's config builds the same embedded teacher (same env settings and prompt)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("distill_tool", ROOT / "tools" / "distill.py")
-    distill_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(distill_tool)
+    import distill.recipe as recipe_module
 
     names = set()
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         config = load_config(path)
         assert config.prompt_config().tool_listing == "compact"
         if path.stem != "teacher_sft":
-            names.add(distill_tool.recipe_teacher_name(config))
+            names.add(recipe_module.recipe_teacher_name(config))
     assert len(names) == 1 and names.pop().startswith("ToolMath-v0-")
     plain = load_config(None, {"method": "opd"})
-    assert distill_tool.recipe_teacher_name(plain).startswith("ToolMath-v0-")
+    assert recipe_module.recipe_teacher_name(plain).startswith("ToolMath-v0-")
     other = load_config(None, {"method": "opd", "env_kwargs": {"levels": [2]}})
-    assert distill_tool.recipe_teacher_name(other) != distill_tool.recipe_teacher_name(
+    assert recipe_module.recipe_teacher_name(other) != recipe_module.recipe_teacher_name(
         load_config(None, {"method": "opd", "env_kwargs": {"levels": [3]}})
     )
     # a changed recipe trains a new teacher instead of reusing one built by the old recipe
     recipe = tmp_path / "teacher_sft.yaml"
-    recipe.write_text(distill_tool.TEACHER_RECIPE.read_text() + "\ntotal_steps: 7\n")
-    before = distill_tool.recipe_teacher_name(plain)
-    monkeypatch.setattr(distill_tool, "TEACHER_RECIPE", recipe)
-    assert distill_tool.recipe_teacher_name(plain) != before
+    recipe.write_text(recipe_module.TEACHER_RECIPE.read_text() + "\ntotal_steps: 7\n")
+    before = recipe_module.recipe_teacher_name(plain)
+    monkeypatch.setattr(recipe_module, "TEACHER_RECIPE", recipe)
+    assert recipe_module.recipe_teacher_name(plain) != before
 
 
 def test_a_bad_prompt_setting_is_refused_when_the_config_loads() -> None:

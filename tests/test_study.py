@@ -50,6 +50,13 @@ def test_smoke_preset_produces_every_cell(smoke_study) -> None:
             for panel in run["panels"].values():
                 assert 0.0 <= panel["sr"] <= 100.0 and 0.0 <= panel["score"] <= 100.0
                 assert panel["episodes"] >= 1
+        # Every method starts from the size's one warm-started student.
+        warm = out / family.name / size / "warmstart" / "final"
+        assert (warm / "config.json").is_file()
+        cell = json.loads(
+            (out / family.name / size / method / f"seed{seed}" / "config.json").read_text()
+        )
+        assert cell["student"] == str(warm)
         trained = runs[(family.name, size, method, seed)]
         assert trained["timings"]["steps"] >= 1 and trained["timings"]["tokens_trained"] > 0
         assert trained["kl_by_turn"], "the per-turn KL is measured on the in-domain panel"
@@ -94,6 +101,37 @@ def test_a_finished_study_is_not_trained_again(smoke_study, monkeypatch) -> None
     assert after["runs"] == json.loads(before)["runs"]
 
 
+def test_a_recipe_teacher_is_built_once_and_copied_into_the_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`teacher: recipe` takes the embedded teacher (built by distill.recipe) into the study."""
+    import distill.recipe
+    from distill.study import runner
+
+    built = tmp_path / "teachers" / "ToolMath-v0-x"
+    (built / "final").mkdir(parents=True)
+    (built / "final" / "config.json").write_text("{}")
+    (built / "metrics.jsonl").write_text('{"step": 1, "time_optimise_s": 0.5}\n')
+    asked = []
+
+    def fake_recipe_teacher(config, *, quiet):
+        asked.append((config.env_id, config.env_kwargs, config.method))
+        return str(built / "final")
+
+    monkeypatch.setattr(distill.recipe, "ensure_recipe_teacher", fake_recipe_teacher)
+    preset_text = (ROOT / "configs" / "study" / "smoke.yaml").read_text()
+    start = preset_text.index("    teacher: {")
+    end = preset_text.index("    warm_start:")
+    path = tmp_path / "recipe.yaml"
+    path.write_text(preset_text[:start] + "    teacher: recipe\n" + preset_text[end:])
+    family = load_preset(path).families[0]
+    runner._build_teacher(tmp_path / "out", family, "cpu", progress=False)
+    copied = tmp_path / "out" / "tool" / "teacher"
+    assert (copied / "final" / "config.json").read_text() == "{}"
+    assert runner._run_timings(copied)["time_optimise_s"] == 0.5
+    assert asked == [("ToolMath-v0", {"levels": [2]}, "sft")]
+
+
 def test_confidence_interval_is_students_t() -> None:
     mean, half = ci95([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
@@ -135,15 +173,23 @@ def test_bad_presets_are_refused_with_the_reason(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["smoke", "timing", "cpu", "gpu"])
 def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path) -> None:
-    from distill.study.runner import _cell_config, _teacher_config
+    from distill.study.runner import (
+        _cell_config,
+        _teacher_config,
+        _warm_start_config,
+        initial_student,
+    )
 
     preset = load_preset(name)
     for family in preset.families:
         teacher = _teacher_config(tmp_path, family, "cpu")
         assert teacher.method == "sft" and teacher.env_id == family.env_id
+        for size in family.students:
+            warm = _warm_start_config(tmp_path, family, size, "cpu")
+            assert warm.method == "sft" and warm.student == size and warm.demonstrator == "expert"
     for family, size, method, seed in preset.cells():
         config = _cell_config(tmp_path, family, size, method, seed, "cpu")
-        assert config.student == size and config.seed == seed
+        assert config.student == initial_student(tmp_path, family, size) and config.seed == seed
         assert config.method == METHOD_VARIANTS[method]["method"]
         assert config.teacher.endswith("teacher/final")
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -33,9 +31,8 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from distill.config import CONFIGS, TrainConfig, load_config  # noqa: E402
-
-TEACHER_RECIPE = ROOT / "configs" / "teacher_sft.yaml"
+from distill.config import CONFIGS, load_config  # noqa: E402
+from distill.recipe import ensure_recipe_teacher  # noqa: E402
 
 
 def parse_value(text: str) -> Any:
@@ -93,46 +90,6 @@ def print_fields() -> None:
         print(f"[{name}] {cls.__doc__.strip().splitlines()[0]}")
         for field in dataclasses.fields(cls):
             print(f"    {field.name} = {getattr(cls(), field.name)!r}")
-
-
-def recipe_teacher_name(config: TrainConfig) -> str:
-    """The teacher's folder name: the env id, plus a digest of the env and prompt settings
-    and of the recipe itself (a teacher trained on other levels, another prompt layout or
-    by an older recipe is another teacher)."""
-    settings = {
-        "env_kwargs": config.env_kwargs,
-        "prompt": config.prompt,
-        "recipe": hashlib.sha256(TEACHER_RECIPE.read_bytes()).hexdigest(),
-    }
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{config.env_id}-{digest}"
-
-
-def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
-    """The folder of the embedded teacher for ``config.env_id``, trained by SFT if missing."""
-    from distill.trainer import train
-
-    folder = ROOT / "runs" / "teachers" / recipe_teacher_name(config)
-    final = folder / "final"
-    if (final / "config.json").exists():
-        return str(final)
-    print(
-        f"training the embedded teacher for {config.env_id} (SFT on expert trajectories; runs once) ..."
-    )
-    teacher_config = load_config(
-        TEACHER_RECIPE,
-        {
-            "env_id": config.env_id,
-            "run_dir": str(folder),
-            "device": config.device,
-            "env_kwargs": config.env_kwargs,
-            "prompt": config.prompt,
-        },
-    )
-    summary = train(teacher_config, resume=True, progress=not quiet)
-    final_eval = summary.get("final", {})
-    print(f"teacher ready: {final}  (eval SR {final_eval.get('eval_sr', float('nan')):.1f}%)")
-    return str(final)
 
 
 def main(argv: list[str] | None = None) -> int:

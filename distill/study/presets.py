@@ -9,7 +9,12 @@ A preset is a YAML file (``configs/study/<name>.yaml``)::
         env_id: ToolMath-v0
         env_kwargs: {levels: [2, 3, 4]}
         prompt: {tool_listing: compact}
-        teacher: {total_steps: 600}          # overrides of configs/teacher_sft.yaml
+        teacher: {total_steps: 600}          # overrides of configs/teacher_sft.yaml, or
+                                             # `recipe`: the embedded teacher (distill.recipe)
+        warm_start: {total_steps: 1500}      # optional: SFT every student size on expert
+                                             # trajectories first (configs/teacher_sft.yaml
+                                             # with these overrides); all methods and seeds
+                                             # start from that one initial student
         students: [micro, mini]              # sizes from distill.trainer.local_sizes()
         methods: [sft, opd, guided_opd, tcod_f2b, grpo, mentor_exact, mentor_f1]
         train: {total_steps: 30, rollouts_per_step: 8}   # every method
@@ -83,7 +88,8 @@ class Family:
     eval: tuple[EvalSpec, ...]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     prompt: dict[str, Any] = field(default_factory=dict)
-    teacher: dict[str, Any] = field(default_factory=dict)
+    teacher: dict[str, Any] | str = field(default_factory=dict)  # overrides, or "recipe"
+    warm_start: dict[str, Any] | None = None
     train: dict[str, Any] = field(default_factory=dict)
     method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     kl_episodes: int = 20
@@ -145,7 +151,7 @@ def _family(name: str, data: Any, where: str) -> Family:
     data = _mapping(data, where)
     known = {
         "env_id", "env_kwargs", "prompt", "teacher", "students", "methods", "train",
-        "method_train", "kl_episodes", "eval",
+        "method_train", "kl_episodes", "eval", "warm_start",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -168,6 +174,12 @@ def _family(name: str, data: Any, where: str) -> Family:
     for method in method_train:
         if method not in methods:
             raise ValueError(f"{where}.method_train: {method!r} is not one of the methods")
+    teacher = data.get("teacher")
+    if teacher != "recipe":
+        teacher = _mapping(teacher, f"{where}.teacher (overrides of the recipe, or `recipe`)")
+    warm_start = data.get("warm_start")
+    if warm_start is not None:
+        warm_start = _mapping(warm_start, f"{where}.warm_start")
     evals = data["eval"]
     if not isinstance(evals, list):
         raise ValueError(f"{where}.eval must be a list of panels")
@@ -179,7 +191,8 @@ def _family(name: str, data: Any, where: str) -> Family:
         eval=tuple(_eval_spec(e, f"{where}.eval[{i}]") for i, e in enumerate(evals)),
         env_kwargs=_mapping(data.get("env_kwargs"), f"{where}.env_kwargs"),
         prompt=_mapping(data.get("prompt"), f"{where}.prompt"),
-        teacher=_mapping(data.get("teacher"), f"{where}.teacher"),
+        teacher=teacher,
+        warm_start=warm_start,
         train=_mapping(data.get("train"), f"{where}.train"),
         method_train={m: _mapping(v, f"{where}.method_train.{m}") for m, v in method_train.items()},
         kl_episodes=int(data.get("kl_episodes", 20)),

@@ -4,9 +4,13 @@ Everything a stage produces is a file under the output folder, and a stage
 whose file exists is skipped, so a killed study continues where it stopped
 (a half-trained cell resumes from its newest checkpoint)::
 
-    <out>/<family>/teacher/               the SFT teacher run (final/ is the model)
+    <out>/<family>/teacher/               the SFT teacher run (final/ is the model; a
+                                          `teacher: recipe` family copies the embedded
+                                          teacher's final/ and metrics here)
     <out>/<family>/teacher/study_eval.json
-    <out>/<family>/<size>/initial/seed<k>/study_eval.json   the untrained student
+    <out>/<family>/<size>/warmstart/      the shared initial student, SFT on expert
+                                          trajectories (families with `warm_start`)
+    <out>/<family>/<size>/initial/seed<k>/study_eval.json   the initial student
     <out>/<family>/<size>/<method>/seed<k>/                 a distillation run
     <out>/<family>/<size>/<method>/seed<k>/study_eval.json  its evaluation
     <out>/results.json                    every evaluation and timing, gathered
@@ -19,6 +23,7 @@ episodes sampled at temperature 1 for the per-turn KL.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,17 @@ def teacher_dir(out: Path, family: Family) -> Path:
     return out / family.name / "teacher"
 
 
+def warm_start_dir(out: Path, family: Family, size: str) -> Path:
+    return out / family.name / size / "warmstart"
+
+
+def initial_student(out: Path, family: Family, size: str) -> str:
+    """What every cell of ``size`` starts from: the warm-started model, or a fresh one."""
+    if family.warm_start is None:
+        return size
+    return str(warm_start_dir(out, family, size) / "final")
+
+
 def cell_dir(out: Path, family: Family, size: str, method: str, seed: int) -> Path:
     return out / family.name / size / method / f"seed{seed}"
 
@@ -54,7 +70,8 @@ def _write_json(path: Path, value: Any) -> None:
 # -- training -----------------------------------------------------------------------------
 
 
-def _teacher_config(out: Path, family: Family, device: str) -> Any:
+def _recipe_config(family: Family, overrides: dict[str, Any]) -> Any:
+    """configs/teacher_sft.yaml on ``family``'s env, with ``overrides``."""
     from distill.config import load_config
 
     return load_config(
@@ -63,12 +80,65 @@ def _teacher_config(out: Path, family: Family, device: str) -> Any:
             "env_id": family.env_id,
             "env_kwargs": family.env_kwargs,
             "prompt": family.prompt,
-            "run_dir": str(teacher_dir(out, family)),
-            "device": device,
             "tensorboard": False,
-            **family.teacher,
+            **overrides,
         },
     )
+
+
+def _teacher_config(out: Path, family: Family, device: str) -> Any:
+    """The SFT run that trains ``family``'s teacher (the embedded recipe's run for `recipe`)."""
+    if family.teacher == "recipe":
+        return _recipe_config(family, {"device": device})
+    return _recipe_config(
+        family, {"run_dir": str(teacher_dir(out, family)), "device": device, **family.teacher}
+    )
+
+
+def _warm_start_config(out: Path, family: Family, size: str, device: str) -> Any:
+    """The SFT run that makes ``size``'s shared initial student."""
+    return _recipe_config(
+        family,
+        {
+            "student": size,
+            "tokenizer": str(teacher_dir(out, family) / "final"),  # the teacher's vocabulary
+            "seed": 0,  # one initial student for every seed and method
+            "run_dir": str(warm_start_dir(out, family, size)),
+            "device": device,
+            "eval_every": 0,
+            **(family.warm_start or {}),
+        },
+    )
+
+
+def _build_teacher(out: Path, family: Family, device: str, *, progress: bool) -> None:
+    """Train the family's teacher into ``teacher_dir``, or copy the embedded one there."""
+    folder = teacher_dir(out, family)
+    config = _teacher_config(out, family, device)
+    if family.teacher != "recipe":
+        _train(config, progress=progress)
+        return
+    from distill.recipe import ensure_recipe_teacher
+
+    final = Path(ensure_recipe_teacher(config, quiet=not progress))
+    folder.mkdir(parents=True, exist_ok=True)
+    # Copy (not link): the study's folder stays whole if runs/teachers is cleaned up.
+    shutil.copytree(final, folder / "final.partial", dirs_exist_ok=True)
+    if (final.parent / "metrics.jsonl").is_file():
+        shutil.copy2(final.parent / "metrics.jsonl", folder / "metrics.jsonl")
+    (folder / "final.partial").rename(folder / "final")
+
+
+def _ensure_warm_start(
+    out: Path, family: Family, size: str, *, device: str, progress: bool
+) -> float:
+    """Train ``size``'s shared initial student if the family has one; the wall seconds spent."""
+    if family.warm_start is None:
+        return 0.0
+    if (warm_start_dir(out, family, size) / "final" / "config.json").is_file():
+        return 0.0
+    tqdm.write(f"[{family.name}] warm-starting the {size} student (SFT on expert trajectories)")
+    return _train(_warm_start_config(out, family, size, device), progress=progress)
 
 
 def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, device: str) -> Any:
@@ -80,7 +150,7 @@ def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, d
             "env_id": family.env_id,
             "env_kwargs": family.env_kwargs,
             "prompt": family.prompt,
-            "student": size,
+            "student": initial_student(out, family, size),
             "teacher": str(teacher_dir(out, family) / "final"),
             "seed": seed,
             "run_dir": str(cell_dir(out, family, size, method, seed)),
@@ -235,8 +305,13 @@ def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -
         return record
     wall = 0.0
     if not (folder / "final" / "config.json").is_file():
-        tqdm.write(f"[{family.name}] training the teacher (SFT on expert trajectories)")
-        wall = _train(_teacher_config(out, family, device), progress=progress)
+        where = (
+            "the embedded recipe's, built once" if family.teacher == "recipe" else "trained here"
+        )
+        tqdm.write(f"[{family.name}] the teacher: SFT on expert trajectories ({where})")
+        started = time.perf_counter()
+        _build_teacher(out, family, device, progress=progress)
+        wall = time.perf_counter() - started
     settings = _family_settings(family)
     evaluation = _evaluate(
         str(folder / "final"), family, out=out, seed=0, teacher=None, settings=settings
@@ -277,10 +352,18 @@ def run_study(
     for family, size, seed in initial:
         path = cell_dir(out, family, size, "initial", seed) / EVAL_FILE
         if not path.is_file():
-            settings = _family_settings(family)
+            warm_wall = _ensure_warm_start(out, family, size, device=device, progress=progress)
             record = _evaluate(
-                size, family, out=out, seed=seed, teacher=teacher_agent(family), settings=settings
+                initial_student(out, family, size),
+                family,
+                out=out,
+                seed=seed,
+                teacher=teacher_agent(family),
+                settings=_family_settings(family),
             )
+            if family.warm_start is not None:
+                folder = warm_start_dir(out, family, size)
+                record.update(wall_s=warm_wall, timings=_run_timings(folder))
             _write_json(path, record)
         bar.update(1)
     for family, size, method, seed in cells:
