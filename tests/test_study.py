@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distill.study.presets import METHOD_VARIANTS, load_preset
-from distill.study.report import ci95, markdown, summarise
+from distill.study.report import ci95, contrasts, diff_ci95, markdown, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -136,6 +136,37 @@ def test_confidence_interval_is_students_t() -> None:
     mean, half = ci95([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3))
     assert math.isnan(ci95([5.0])[1])
+
+
+def test_method_differences_have_welch_intervals() -> None:
+    # Against a constant baseline Welch's interval is the one-sample t interval.
+    diff, half = diff_ci95([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert diff == 2.0 and half == pytest.approx(ci95([1.0, 2.0, 3.0])[1])
+    # Equal variances and sizes: 4 degrees of freedom (t = 2.776).
+    diff, half = diff_ci95([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+    assert diff == -1.0 and half == pytest.approx(2.776 * math.sqrt(2 / 3))
+    assert math.isnan(diff_ci95([1.0], [2.0, 3.0])[1])
+
+
+def test_the_claims_table_compares_each_method_with_its_baseline() -> None:
+    def run(method: str, seed: int, in_sr: float, out_sr: float) -> dict:
+        panels = {
+            "T test": {"sr": in_sr, "score": in_sr, "episodes": 10, "domain": "in"},
+            "F test": {"sr": out_sr, "score": out_sr, "episodes": 10, "domain": "out"},
+        }
+        return {"family": "f", "size": "s", "method": method, "seed": seed, "panels": panels}
+
+    runs = [run("opd", k, 10.0 + k, 0.0) for k in range(3)]
+    runs += [run("guided_opd", k, 20.0 + k, 0.0) for k in range(3)]
+    runs += [run("sft", k, 30.0, 5.0) for k in range(3)]  # no MENTOR run: no MENTOR rows
+    rows = {(r["method"], r["baseline"], r["panel"]): r for r in contrasts({"runs": runs})}
+    assert set(rows) == {("guided_opd", "opd", "T test"), ("guided_opd", "opd", "F test")}
+    gain = rows[("guided_opd", "opd", "T test")]
+    assert gain["sr_diff"] == 10.0 and gain["score_relative"] == pytest.approx(10.0 / 11.0)
+    assert math.isnan(rows[("guided_opd", "opd", "F test")]["score_relative"])
+    table = markdown({"runs": runs, "teachers": {}})
+    assert "| f | s | guided_opd - opd | T test | +10.0 ± " in table
+    assert "| f | s | guided_opd - opd | F test (OOD) | +0.0 ± 0.0 | +0.0 ± 0.0 | n/a |" in table
 
 
 def test_summary_averages_over_seeds() -> None:

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_threads()}"
     header = (
         f"Preset `{preset.name}` ({preset.source}), seeds {list(preset.seeds)}; machine: {machine}; "
-        f"wall time of the runs: {_study_wall(results) / 60:.1f} min.\n\n"
+        f"{_study_wall(results)}.\n\n"
     )
     from envs.fileio import atomic_write_text
 
@@ -137,9 +137,18 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def _study_wall(results: dict) -> float:
-    teachers = sum((t or {}).get("wall_s", 0.0) for t in results["teachers"].values())
-    return teachers + sum(run.get("wall_s", 0.0) for run in results["runs"])
+def _study_wall(results: dict) -> str:
+    """The wall time the study's stages took: training, and evaluation where it was timed."""
+    records = [t or {} for t in results["teachers"].values()] + list(results["runs"])
+    training = sum(record.get("wall_s", 0.0) for record in records) / 60
+    timed = [record["eval_s"] for record in records if "eval_s" in record]
+    if not timed:
+        return f"wall time of the training: {training:.1f} min (evaluation not timed)"
+    evaluation = sum(timed) / 60
+    return (
+        f"wall time {training + evaluation:.1f} min "
+        f"({training:.1f} training, {evaluation:.1f} evaluation)"
+    )
 
 
 if __name__ == "__main__":

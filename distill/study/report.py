@@ -16,7 +16,16 @@ from typing import Any
 
 from distill.study.presets import Preset
 
-__all__ = ["ci95", "gather", "markdown", "plot", "summarise"]
+__all__ = ["CONTRASTS", "ci95", "contrasts", "diff_ci95", "gather", "markdown", "plot", "summarise"]
+
+#: The published claims the study tests: (method, baseline) pairs compared on every panel.
+CONTRASTS: tuple[tuple[str, str], ...] = (
+    ("guided_opd", "opd"),  # Guided-OPD over vanilla OPD (Score +21.1%, SR +25.5%)
+    ("mentor_exact", "sft"),  # MENTOR over SFT, out of domain above all
+    ("mentor_f1", "sft"),
+    ("mentor_exact", "grpo"),  # MENTOR over sparse-reward RL
+    ("mentor_f1", "grpo"),
+)
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.
 _T975 = (
@@ -35,6 +44,65 @@ def ci95(values: list[float]) -> tuple[float, float]:
         return mean, math.nan
     t = _T975[len(values) - 2] if len(values) - 1 <= len(_T975) else 1.96
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def diff_ci95(values: list[float], baseline: list[float]) -> tuple[float, float]:
+    """(mean(values) - mean(baseline), half-width of Welch's 95% interval); nan half-width
+    when either side has fewer than two values."""
+    if not values or not baseline:
+        return math.nan, math.nan
+    diff = statistics.fmean(values) - statistics.fmean(baseline)
+    if len(values) < 2 or len(baseline) < 2:
+        return diff, math.nan
+    a = statistics.variance(values) / len(values)
+    b = statistics.variance(baseline) / len(baseline)
+    if a + b == 0:
+        return diff, 0.0
+    # Welch-Satterthwaite degrees of freedom, rounded down (conservative).
+    dof = (a + b) ** 2 / (a**2 / (len(values) - 1) + b**2 / (len(baseline) - 1))
+    whole = max(1, math.floor(dof))
+    t = _T975[whole - 1] if whole <= len(_T975) else 1.96
+    return diff, t * math.sqrt(a + b)
+
+
+def contrasts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each of :data:`CONTRASTS` per (family, size, panel): the difference in SR and Score
+    over seeds, with Welch 95% intervals, and the relative change in Score."""
+    values: dict[tuple[str, str, str, str], dict[str, list[float]]] = {}
+    domains: dict[str, str] = {}
+    for run in results["runs"]:
+        for label, panel in run["panels"].items():
+            entry = values.setdefault((run["family"], run["size"], run["method"], label), {})
+            entry.setdefault("sr", []).append(float(panel["sr"]))
+            entry.setdefault("score", []).append(float(panel["score"]))
+            domains[label] = panel.get("domain", "in")
+    rows = []
+    groups = dict.fromkeys((family, size, label) for family, size, _, label in values)
+    for method, baseline in CONTRASTS:
+        for family, size, label in groups:
+            ours = values.get((family, size, method, label))
+            theirs = values.get((family, size, baseline, label))
+            if not ours or not theirs:
+                continue
+            sr, sr_ci = diff_ci95(ours["sr"], theirs["sr"])
+            score, score_ci = diff_ci95(ours["score"], theirs["score"])
+            base = statistics.fmean(theirs["score"])
+            rows.append(
+                {
+                    "family": family,
+                    "size": size,
+                    "method": method,
+                    "baseline": baseline,
+                    "panel": label,
+                    "domain": domains[label],
+                    "sr_diff": sr,
+                    "sr_diff_ci": sr_ci,
+                    "score_diff": score,
+                    "score_diff_ci": score_ci,
+                    "score_relative": score / base if base > 0 else math.nan,
+                }
+            )
+    return rows
 
 
 def _read(path: Path) -> Any:
@@ -111,6 +179,12 @@ def _cell(mean: float, half: float) -> str:
     return f"{mean:.1f}" if math.isnan(half) else f"{mean:.1f} ± {half:.1f}"
 
 
+def _signed(mean: float, half: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:+.1f}" if math.isnan(half) else f"{mean:+.1f} ± {half:.1f}"
+
+
 def _method_order(results: dict[str, Any]) -> list[str]:
     order = ["initial"]
     for run in results["runs"]:
@@ -163,6 +237,25 @@ def markdown(results: dict[str, Any]) -> str:
                             cells.append("n/a")
                     if found:
                         lines.append(f"| {size} | {method} | " + " | ".join(cells) + " |")
+    claims = contrasts(results)
+    if claims:
+        lines += [
+            "",
+            "### The claims: differences between methods (percentage points, 95% Welch CI over seeds)",
+            "",
+            "| family | size | method - baseline | panel | SR | Score | Score, relative |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in claims:
+            panel = row["panel"] + (" (OOD)" if row["domain"] == "out" else "")
+            relative = (
+                "n/a" if math.isnan(row["score_relative"]) else f"{row['score_relative']:+.0%}"
+            )
+            lines.append(
+                f"| {row['family']} | {row['size']} | {row['method']} - {row['baseline']} | {panel} | "
+                f"{_signed(row['sr_diff'], row['sr_diff_ci'])} | "
+                f"{_signed(row['score_diff'], row['score_diff_ci'])} | {relative} |"
+            )
     failed = [r for r in results["runs"] if r.get("error")]
     if failed:
         lines += ["", "### Runs that could not train", ""]

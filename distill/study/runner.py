@@ -249,6 +249,7 @@ def _evaluate(
     """Every panel of ``family`` for ``model`` (a folder or a local size), plus the per-turn KL."""
     from distill.evaluation import per_turn_kl, summarise_rollouts
 
+    started = time.perf_counter()
     tokenizer_dir = teacher_dir(out, family) / "final"
     panels: dict[str, Any] = {}
     for spec in family.eval:
@@ -281,7 +282,7 @@ def _evaluate(
                 student, spec, temperature=1.0, episodes=family.kl_episodes, settings=settings
             )
             kl[spec.label] = per_turn_kl(teacher, rollouts)
-    return {"panels": panels, "kl_by_turn": kl}
+    return {"panels": panels, "kl_by_turn": kl, "eval_s": time.perf_counter() - started}
 
 
 # -- the study ----------------------------------------------------------------------------
