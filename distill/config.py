@@ -69,7 +69,7 @@ class TrainConfig:
     max_new_tokens: int = 512  # responses capped at 512 tokens
     eval_every: int = 50  # steps between evaluations (0: only at the end)
     eval_panel: str | None = None  # panel name or JSON path; None: the env's default panel
-    eval_episodes: int | None = None  # first N tasks of the panel
+    eval_episodes: int | None = None  # first N tasks of the panel (0: never evaluate)
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
     train_split: str = "train"

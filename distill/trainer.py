@@ -389,7 +389,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
     summary: dict[str, Any] = {}
     try:
-        if (
+        if config.eval_episodes != 0 and (
             start_step == 0
             and config.eval_every
             and rank == 0
@@ -468,7 +468,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 **timings,
             }
             done = step + 1
-            if config.eval_every and done % config.eval_every == 0 or done == config.total_steps:
+            due = config.eval_every and done % config.eval_every == 0 or done == config.total_steps
+            if due and config.eval_episodes != 0:  # 0 episodes: the caller evaluates (the study)
                 row.update(evaluate_student(ctx, done))
             if log:
                 log.log(done, **row)

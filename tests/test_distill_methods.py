@@ -73,6 +73,17 @@ def test_every_method_runs_two_steps_and_writes_its_run(method: str, tmp_path: P
     assert json.loads((tmp_path / "config.json").read_text())["method"] == method
 
 
+def test_zero_eval_episodes_means_the_run_never_evaluates(tmp_path: Path) -> None:
+    """The study evaluates on its own panels: its runs ask for no evaluation at all."""
+    from distill.trainer import train
+
+    summary = train(small_config("sft", tmp_path, eval_episodes=0), progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert not any("eval_sr" in row for row in rows) and not summary.get("final")
+    assert (tmp_path / "final" / "config.json").exists()
+
+
 def test_tcod_b2f_replays_a_shrinking_reference_prefix(tmp_path: Path) -> None:
     from distill.trainer import train
 

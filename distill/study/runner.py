@@ -91,7 +91,13 @@ def _teacher_config(out: Path, family: Family, device: str) -> Any:
     if family.teacher == "recipe":
         return _recipe_config(family, {"device": device})
     return _recipe_config(
-        family, {"run_dir": str(teacher_dir(out, family)), "device": device, **family.teacher}
+        family,
+        {
+            "run_dir": str(teacher_dir(out, family)),
+            "device": device,
+            "eval_episodes": 0,  # the study evaluates the teacher on every panel itself
+            **family.teacher,
+        },
     )
 
 
@@ -106,6 +112,7 @@ def _warm_start_config(out: Path, family: Family, size: str, device: str) -> Any
             "run_dir": str(warm_start_dir(out, family, size)),
             "device": device,
             "eval_every": 0,
+            "eval_episodes": 0,  # the study evaluates the initial student itself
             **(family.warm_start or {}),
         },
     )
@@ -156,6 +163,7 @@ def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, d
             "run_dir": str(cell_dir(out, family, size, method, seed)),
             "device": device,
             "eval_every": 0,  # the study evaluates every panel itself, after training
+            "eval_episodes": 0,
             "tensorboard": False,
             **family.train,
             **METHOD_VARIANTS[method],
