@@ -69,7 +69,7 @@ def write_docs(page: Path, table: str, plots: list[Path], out: Path, command: st
     block = "\n".join(
         [
             BEGIN,
-            f"<!-- written by: {command} (results in {out}) -->",
+            f"<!-- written by: {command} (results in {_shown(out)}) -->",
             "",
             table,
             *images,
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_threads()}"
     header = (
-        f"Preset `{preset.name}` ({preset.source}), seeds {list(preset.seeds)}; machine: {machine}; "
+        f"Preset `{preset.name}` ({_shown(preset.source)}), seeds {list(preset.seeds)}; machine: {machine}; "
         f"{_study_wall(results)}.\n\n"
     )
     from envs.fileio import atomic_write_text
@@ -129,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
     print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
     return 0
+
+
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (docs stay machine-free)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _threads() -> int:

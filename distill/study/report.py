@@ -99,7 +99,9 @@ def contrasts(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "sr_diff_ci": sr_ci,
                     "score_diff": score,
                     "score_diff_ci": score_ci,
-                    "score_relative": score / base if base > 0 else math.nan,
+                    # Relative to a baseline under 5 points, a change is mostly noise.
+                    "score_relative": score / base if base >= 5.0 else math.nan,
+                    "silent": max(ours["sr"] + theirs["sr"]) == 0.0,
                 }
             )
     return rows
@@ -238,6 +240,9 @@ def markdown(results: dict[str, Any]) -> str:
                     if found:
                         lines.append(f"| {size} | {method} | " + " | ".join(cells) + " |")
     claims = contrasts(results)
+    # A pair where both methods won nothing on any seed says nothing: list it on one line.
+    silent = [r for r in claims if r["silent"]]
+    claims = [r for r in claims if not r["silent"]]
     if claims:
         lines += [
             "",
@@ -256,6 +261,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_signed(row['sr_diff'], row['sr_diff_ci'])} | "
                 f"{_signed(row['score_diff'], row['score_diff_ci'])} | {relative} |"
             )
+    if silent:
+        pairs = sorted(
+            {f"{r['method']} - {r['baseline']} ({r['size']}, {r['panel']})" for r in silent}
+        )
+        lines += [
+            "",
+            "Both at 0% on every seed (no difference to measure): " + "; ".join(pairs) + ".",
+        ]
     failed = [r for r in results["runs"] if r.get("error")]
     if failed:
         lines += ["", "### Runs that could not train", ""]
@@ -269,6 +282,7 @@ def markdown(results: dict[str, Any]) -> str:
     )
     lines.append("|---|---|---|---|---|---|---|---|")
     for (family, method), timing in _timings(results).items():
+        method = "initial (warm start)" if method == "initial" else method
         total = timing["time_rollout_s"] + timing["time_scoring_s"] + timing["time_optimise_s"]
         share = timing["time_env_s"] / total if total else math.nan
         lines.append(
