@@ -358,6 +358,11 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
                     errors.append(0.0 if math.isnan(half) else half)
                 positions = [i + (k - (len(sizes) - 1) / 2) * width for i in range(len(methods))]
                 ax.bar(positions, means, width, yerr=errors, capsize=2, label=size)
+            teacher = ((results["teachers"].get(family) or {}).get("panels") or {}).get(panel)
+            if teacher is not None:  # the gap the students can close
+                ax.axhline(
+                    teacher["sr"], color="black", linestyle="--", linewidth=1, label="teacher"
+                )
             ax.set_xticks(range(len(methods)))
             ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=8)
             ax.set_title(panel, fontsize=9)
