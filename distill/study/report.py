@@ -181,6 +181,20 @@ def _cell(mean: float, half: float) -> str:
     return f"{mean:.1f}" if math.isnan(half) else f"{mean:.1f} ± {half:.1f}"
 
 
+def _silent(silent: list[dict[str, Any]], shown: list[dict[str, Any]]) -> str:
+    """The pairs at 0% on every seed, by panel; "every pair" where no pair of it was shown."""
+    parts = []
+    for panel in dict.fromkeys(r["panel"] for r in silent):
+        if not any(r["panel"] == panel for r in shown):
+            parts.append(f"every pair on {panel}")
+            continue
+        pairs = [
+            f"{r['method']} - {r['baseline']} ({r['size']})" for r in silent if r["panel"] == panel
+        ]
+        parts.append(f"on {panel}, " + ", ".join(pairs))
+    return "; ".join(parts)
+
+
 def _signed(mean: float, half: float) -> str:
     if math.isnan(mean):
         return "n/a"
@@ -262,12 +276,9 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_signed(row['score_diff'], row['score_diff_ci'])} | {relative} |"
             )
     if silent:
-        pairs = sorted(
-            {f"{r['method']} - {r['baseline']} ({r['size']}, {r['panel']})" for r in silent}
-        )
         lines += [
             "",
-            "Both at 0% on every seed (no difference to measure): " + "; ".join(pairs) + ".",
+            "Both at 0% on every seed (no difference to measure): " + _silent(silent, claims) + ".",
         ]
     failed = [r for r in results["runs"] if r.get("error")]
     if failed:
