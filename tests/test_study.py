@@ -170,6 +170,18 @@ def test_the_claims_table_compares_each_method_with_its_baseline() -> None:
     assert "Both at 0% on every seed (no difference to measure): every pair on F test." in table
 
 
+def test_silent_pairs_are_named_where_other_pairs_of_the_panel_are_shown() -> None:
+    def run(method: str, seed: int, sr: float) -> dict:
+        panels = {"T test": {"sr": sr, "score": sr, "episodes": 10, "domain": "in"}}
+        return {"family": "f", "size": "s", "method": method, "seed": seed, "panels": panels}
+
+    runs = [run(m, k, 0.0) for m in ("grpo", "mentor_exact") for k in range(3)]
+    runs += [run("sft", k, 20.0 + k) for k in range(3)]
+    table = markdown({"runs": runs, "teachers": {}})
+    assert "| f | s | mentor_exact - sft | T test | -21.0 ± " in table
+    assert "(no difference to measure): on T test, mentor_exact - grpo (s)." in table
+
+
 def test_summary_averages_over_seeds() -> None:
     runs = [
         {
