@@ -11,14 +11,31 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from distill.config import TrainConfig, load_config
 
-__all__ = ["TEACHER_RECIPE", "TEACHERS_DIR", "ensure_recipe_teacher", "recipe_teacher_name"]
+__all__ = [
+    "TEACHER_RECIPE",
+    "TEACHERS_DIR",
+    "ensure_recipe_teacher",
+    "recipe_config",
+    "recipe_teacher_name",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER_RECIPE = ROOT / "configs" / "teacher_sft.yaml"
 TEACHERS_DIR = ROOT / "runs" / "teachers"
+
+
+def recipe_config(
+    env_id: str, *, env_kwargs: dict[str, Any], prompt: dict[str, Any], **overrides: Any
+) -> TrainConfig:
+    """The recipe's SFT run on ``env_id`` with those env and prompt settings, plus ``overrides``."""
+    return load_config(
+        TEACHER_RECIPE,
+        {"env_id": env_id, "env_kwargs": env_kwargs, "prompt": prompt, **overrides},
+    )
 
 
 def recipe_teacher_name(config: TrainConfig) -> str:
@@ -46,15 +63,12 @@ def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
     print(
         f"training the embedded teacher for {config.env_id} (SFT on expert trajectories; runs once) ..."
     )
-    teacher_config = load_config(
-        TEACHER_RECIPE,
-        {
-            "env_id": config.env_id,
-            "run_dir": str(folder),
-            "device": config.device,
-            "env_kwargs": config.env_kwargs,
-            "prompt": config.prompt,
-        },
+    teacher_config = recipe_config(
+        config.env_id,
+        env_kwargs=config.env_kwargs,
+        prompt=config.prompt,
+        run_dir=str(folder),
+        device=config.device,
     )
     summary = train(teacher_config, resume=True, progress=not quiet)
     final_eval = summary.get("final", {})

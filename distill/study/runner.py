@@ -35,7 +35,6 @@ from envs.fileio import atomic_write_text
 
 __all__ = ["cell_dir", "run_study", "teacher_dir"]
 
-TEACHER_RECIPE = Path(__file__).resolve().parents[2] / "configs" / "teacher_sft.yaml"
 EVAL_FILE = "study_eval.json"
 
 
@@ -72,17 +71,13 @@ def _write_json(path: Path, value: Any) -> None:
 
 def _recipe_config(family: Family, overrides: dict[str, Any]) -> Any:
     """configs/teacher_sft.yaml on ``family``'s env, with ``overrides``."""
-    from distill.config import load_config
+    from distill.recipe import recipe_config
 
-    return load_config(
-        TEACHER_RECIPE,
-        {
-            "env_id": family.env_id,
-            "env_kwargs": family.env_kwargs,
-            "prompt": family.prompt,
-            "tensorboard": False,
-            **overrides,
-        },
+    return recipe_config(
+        family.env_id,
+        env_kwargs=family.env_kwargs,
+        prompt=family.prompt,
+        **{"tensorboard": False, **overrides},
     )
 
 
