@@ -68,14 +68,12 @@ def diff_ci95(values: list[float], baseline: list[float]) -> tuple[float, float]
 def contrasts(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each of :data:`CONTRASTS` per (family, size, panel): the difference in SR and Score
     over seeds, with Welch 95% intervals, and the relative change in Score."""
-    values: dict[tuple[str, str, str, str], dict[str, list[float]]] = {}
-    domains: dict[str, str] = {}
-    for run in results["runs"]:
-        for label, panel in run["panels"].items():
-            entry = values.setdefault((run["family"], run["size"], run["method"], label), {})
-            entry.setdefault("sr", []).append(float(panel["sr"]))
-            entry.setdefault("score", []).append(float(panel["score"]))
-            domains[label] = panel.get("domain", "in")
+    cells = _by_cell(results)
+    values = {
+        key: {metric: [float(e[metric]) for e in entries] for metric in ("sr", "score")}
+        for key, entries in cells.items()
+    }
+    domains = {key[3]: entries[0].get("domain", "in") for key, entries in cells.items()}
     rows = []
     groups = dict.fromkeys((family, size, label) for family, size, _, label in values)
     for method, baseline in CONTRASTS:
@@ -105,6 +103,16 @@ def contrasts(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def _by_cell(results: dict[str, Any]) -> dict[tuple[str, str, str, str], list[dict[str, Any]]]:
+    """(family, size, method, panel) -> that panel's result in each seed's run (with ``run``)."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for run in results["runs"]:
+        for label, panel in run["panels"].items():
+            key = (run["family"], run["size"], run["method"], label)
+            groups.setdefault(key, []).append({**panel, "run": run})
+    return groups
 
 
 def _read(path: Path) -> Any:
@@ -142,13 +150,8 @@ def gather(preset: Preset, out: str | Path) -> dict[str, Any]:
 
 def summarise(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (family, size, method, panel): SR and Score mean and 95% CI over seeds."""
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
-    for run in results["runs"]:
-        for label, panel in run["panels"].items():
-            key = (run["family"], run["size"], run["method"], label)
-            groups.setdefault(key, []).append({**panel, "run": run})
     rows = []
-    for (family, size, method, label), entries in groups.items():
+    for (family, size, method, label), entries in _by_cell(results).items():
         sr, sr_ci = ci95([e["sr"] for e in entries])
         score, score_ci = ci95([e["score"] for e in entries])
         timings = [e["run"].get("timings") or {} for e in entries]
