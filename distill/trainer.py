@@ -389,7 +389,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
     summary: dict[str, Any] = {}
     try:
-        if config.eval_episodes != 0 and (
+        evaluates = config.eval_episodes != 0  # 0 episodes: the caller evaluates (the study)
+        if evaluates and (
             start_step == 0
             and config.eval_every
             and rank == 0
@@ -469,7 +470,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             }
             done = step + 1
             due = config.eval_every and done % config.eval_every == 0 or done == config.total_steps
-            if due and config.eval_episodes != 0:  # 0 episodes: the caller evaluates (the study)
+            if due and evaluates:
                 row.update(evaluate_student(ctx, done))
             if log:
                 log.log(done, **row)
