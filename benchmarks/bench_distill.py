@@ -15,10 +15,13 @@
    generation) next to ours with the exact full-vocabulary reverse KL
    (``reverse_kl="full_vocab"``: teacher forward on the completion positions,
    student forward, KL, backward), same tiny student and teacher, same tokens.
-4. SFT's packing: the optimisation step on 8 expert ToolMath episodes (levels
-   2-4, compact tool listing) as separate turns (``demo_unit: turn``) and as
-   one packed sequence per episode (``demo_unit: trajectory``): the same
-   trained tokens in the same contexts; trained tokens per second of each.
+4. SFT's packing: the optimisation step on 8 expert episodes as separate
+   turns (``demo_unit: turn``) and as one packed sequence per episode
+   (``demo_unit: trajectory``), the same trained tokens in the same contexts;
+   packed, with the LM head on the trained positions only (the default) and
+   on every completion position (full logits). Trained tokens per second of
+   each, on ToolMath (levels 2-4, compact tool listing) and on ALFWorld (chat
+   history, no admissible-action list: observations are most of a sequence).
 
 Usage: ``python benchmarks/bench_distill.py [--env WebShop-v0] [--steps 3] [--rounds 5]``.
 """
@@ -178,30 +181,33 @@ def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
     return tokens * rounds / elapsed["ours"], tokens * rounds / elapsed["plain"], tokens
 
 
-def packing_ratio(rounds: int) -> tuple[float, float, int]:
-    """Trained tokens/s of an SFT step on 8 expert episodes, packed and as separate turns."""
+def packing_ratio(
+    rounds: int, env_id: str, env_kwargs: dict, prompt: dict, per_turn: bool
+) -> tuple[dict[str, float], int]:
+    """Trained tokens/s of an SFT step on 8 expert episodes: packed (head on the trained
+    positions), packed with full logits (the head on every completion position), and with
+    ``per_turn`` one example per turn (all in one batch: too big for long chat histories)."""
+    from unittest import mock
+
     from agents.hf import HFAgent
     from agents.prompts import PromptConfig
     from agents.tiny import build_model, train_tokenizer
+    from distill import batching
     from distill.methods.common import trajectory_examples, turn_examples
     from distill.rollout import RolloutCollector, RolloutRequest
     from envs.multiagent.selectors import FixedSelector
 
     tokenizer = train_tokenizer()
     model = build_model("tiny", tokenizer, seed=0).train()
-    student = HFAgent(model, tokenizer, prompt=PromptConfig(tool_listing="compact"))
+    student = HFAgent(model, tokenizer, prompt=PromptConfig(**prompt))
     collector = RolloutCollector(
-        "ToolMath-v0",
-        student=student,
-        num_envs=8,
-        env_kwargs={"expert": True, "levels": [2, 3, 4]},
-        mode="sync",
+        env_id, student=student, num_envs=8, env_kwargs={"expert": True, **env_kwargs}, mode="sync"
     )
     try:
         tasks = collector.pool.get_attr("task_ids")[0][:8]
         expert = FixedSelector("expert", agents=("student", "expert"))
         rollouts = collector.collect(
-            [RolloutRequest(t, seed=k, selector=expert, max_turns=8) for k, t in enumerate(tasks)]
+            [RolloutRequest(t, seed=k, selector=expert, max_turns=50) for k, t in enumerate(tasks)]
         )
     finally:
         collector.close()
@@ -209,16 +215,26 @@ def packing_ratio(rounds: int) -> tuple[float, float, int]:
     turns, packed = turn_examples(rollouts, routing), trajectory_examples(rollouts, routing)
     config = load_config(None, {"method": "sft"})
 
-    def step(examples: list[Example]):
+    def step(examples: list[Example], full_logits: bool = False):
         def run() -> None:
-            loss, _ = combined_loss(model, examples, config, pad_id=student.pad_token_id)
+            with mock.patch.object(batching, "_plain_head", lambda _model: not full_logits):
+                loss, _ = combined_loss(model, examples, config, pad_id=student.pad_token_id)
             loss.backward()
 
         return run
 
-    elapsed = interleaved({"turns": step(turns), "packed": step(packed)}, rounds, model)
+    contenders = {"packed": step(packed), "packed_full": step(packed, full_logits=True)}
+    if per_turn:
+        contenders["turns"] = step(turns)
+    elapsed = interleaved(contenders, rounds, model)
     trained = int(sum(e.trained_tokens for e in turns))
-    return trained * rounds / elapsed["packed"], trained * rounds / elapsed["turns"], trained
+    return {name: trained * rounds / seconds for name, seconds in elapsed.items()}, trained
+
+
+PACKING_ENVS = (
+    ("ToolMath-v0", {"levels": [2, 3, 4]}, {"tool_listing": "compact"}, True),
+    ("ALFWorld-v0", {"split": "valid_seen"}, {"history": "chat", "max_admissible": 0}, False),
+)
 
 
 def main() -> None:
@@ -259,16 +275,25 @@ def main() -> None:
         print(
             f"{'ours, reverse_kl=full_vocab + backward':<44} {ours_fv:>9.0f} {ours_fv / trl_fv:>8.2f}"
         )
-    packed, separate, trained = packing_ratio(args.rounds)
-    print(
-        f"\nSFT step on 8 expert ToolMath episodes ({trained} trained tokens), "
-        f"{args.rounds} interleaved rounds\n"
-    )
-    print(f"{'contender':<44} {'trained tok/s':>13} {'x turns':>8}")
-    print(f"{'one example per turn (demo_unit: turn)':<44} {separate:>13.0f} {1.0:>8.2f}")
-    print(
-        f"{'packed episodes (demo_unit: trajectory)':<44} {packed:>13.0f} {packed / separate:>8.2f}"
-    )
+    for env_id, env_kwargs, prompt, per_turn in PACKING_ENVS:
+        speeds, trained = packing_ratio(args.rounds, env_id, env_kwargs, prompt, per_turn)
+        print(
+            f"\nSFT step on 8 expert {env_id} episodes ({trained} trained tokens), "
+            f"{args.rounds} interleaved rounds\n"
+        )
+        baseline = "turns" if per_turn else "packed_full"
+        print(f"{'contender':<48} {'trained tok/s':>13} {'x ' + baseline:>13}")
+        names = {
+            "turns": "one example per turn (demo_unit: turn)",
+            "packed_full": "packed episodes, full logits",
+            "packed": "packed episodes, head on trained positions",
+        }
+        for key, name in names.items():
+            if key in speeds:
+                print(f"{name:<48} {speeds[key]:>13.0f} {speeds[key] / speeds[baseline]:>13.2f}")
+        print(
+            f"trained-positions head over full logits: x{speeds['packed'] / speeds['packed_full']:.2f}"
+        )
     print(
         f"\nheadline: our loss step runs at {ours / plain:.2f}x a plain forward-backward "
         f"(target >= 0.87, i.e. overhead under 15%); rollout is {split['time_rollout_s'] / total:.0%} of a step"

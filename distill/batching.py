@@ -93,6 +93,11 @@ def collate(examples: Sequence[Example]) -> Batch:
     )
 
 
+#: Model types whose logits are exactly ``lm_head(last hidden state)`` (no soft-capping or
+#: scaling), so the head may be applied to the trained positions alone.
+PLAIN_HEAD_MODEL_TYPES = frozenset({"qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama", "mistral"})
+
+
 def completion_logprobs(
     model: torch.nn.Module,
     examples: Sequence[Example],
@@ -108,6 +113,11 @@ def completion_logprobs(
     full-length logits would dominate memory and time). With ``return_logits``
     those logits come back too (``[batch, tokens, vocab]``, aligned with the
     completion tokens), for the full-vocabulary KL.
+
+    Packed trajectories train a minority of their completion tokens (the
+    observations between turns are read, not trained): then, for plain-head
+    models, the head runs on the trained positions alone, and the log-prob of
+    a token outside ``token_mask`` is 0 (every loss masks it out).
     """
     examples = [e for e in examples if e.completion_ids and e.loss != "none"]
     sequences = [e.prompt_ids + e.completion_ids for e in examples]
@@ -120,13 +130,16 @@ def completion_logprobs(
         input_ids[i, longest - len(sequence) :] = torch.tensor(sequence)
         attention[i, longest - len(sequence) :] = 1
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    inputs = {
+        "input_ids": input_ids.to(device),
+        "attention_mask": attention.to(device),
+        "position_ids": positions.to(device),
+    }
     keep = width + 1
-    logits = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention.to(device),
-        position_ids=positions.to(device),
-        logits_to_keep=keep,
-    ).logits.float()
+    trained = sum(e.trained_tokens for e in examples)
+    if not return_logits and trained < 0.75 * len(examples) * keep and _plain_head(model):
+        return _trained_logprobs(model, examples, inputs, longest, width), None
+    logits = model(**inputs, logits_to_keep=keep).logits.float()
     logits = logits[:, -keep:]  # models that ignore logits_to_keep return every position
     out = torch.zeros(len(examples), width, device=device)
     picked = (
@@ -146,3 +159,45 @@ def completion_logprobs(
         if picked is not None:
             picked[i, :length] = step_logits
     return out, picked
+
+
+def _plain_head(model: torch.nn.Module) -> bool:
+    """Whether the head may run on chosen positions: a plain-head causal LM, not wrapped
+    (a DistributedDataParallel wrapper must see the forward to synchronise gradients)."""
+    config = getattr(model, "config", None)
+    return (
+        getattr(config, "model_type", None) in PLAIN_HEAD_MODEL_TYPES
+        and hasattr(model, "get_decoder")
+        and model.get_output_embeddings() is not None
+    )
+
+
+def _trained_logprobs(
+    model: torch.nn.Module,
+    examples: Sequence[Example],
+    inputs: dict[str, torch.Tensor],
+    longest: int,
+    width: int,
+) -> torch.Tensor:
+    """``completion_logprobs`` with the head applied only where ``token_mask`` trains."""
+    device = inputs["input_ids"].device
+    hidden = model.get_decoder()(**inputs, use_cache=False).last_hidden_state
+    rows, columns, slots, targets = [], [], [], []
+    for i, example in enumerate(examples):
+        length = len(example.completion_ids)
+        mask = example.token_mask or [1.0] * length
+        first = longest - 1 - length  # the position that predicts the first completion token
+        for j, (token, kept) in enumerate(zip(example.completion_ids, mask)):
+            if kept:
+                rows.append(i)
+                columns.append(first + j)
+                slots.append(j)
+                targets.append(token)
+    out = torch.zeros(len(examples), width, device=device)
+    if not rows:
+        return out + 0.0 * hidden.sum()  # keeps the graph for a backward call
+    rows_t = torch.tensor(rows, device=device)
+    logits = model.get_output_embeddings()(hidden[rows_t, torch.tensor(columns, device=device)])
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    picked = logp.gather(-1, torch.tensor(targets, device=device)[:, None]).squeeze(-1)
+    return out.index_put((rows_t, torch.tensor(slots, device=device)), picked)

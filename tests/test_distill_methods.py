@@ -352,6 +352,41 @@ def test_packed_trajectories_train_the_same_tokens_in_the_same_contexts(env_id: 
     assert loss_packed.item() == pytest.approx(loss_turns.item(), rel=1e-4)
 
 
+def test_the_head_on_trained_positions_only_gives_the_full_log_probs_and_gradients() -> None:
+    """Packed examples (few trained tokens) take the trained-positions path; its log-probs and
+    gradients equal those of full logits (``return_logits=True`` always computes them)."""
+    from agents.tiny import build_model, train_tokenizer
+    from distill.batching import Example, completion_logprobs
+
+    tokenizer = train_tokenizer()
+    model = build_model("tiny", tokenizer, seed=0)
+    generator = torch.Generator().manual_seed(0)
+
+    def ids(n: int) -> list[int]:
+        return torch.randint(5, 4000, (n,), generator=generator).tolist()
+
+    examples = [
+        Example(ids(30), ids(40), "forward_kl", token_mask=[float(k % 5 == 0) for k in range(40)]),
+        Example(ids(12), ids(25), "forward_kl", token_mask=[float(k > 20) for k in range(25)]),
+    ]
+    mask = torch.zeros(2, 40)
+    for i, example in enumerate(examples):
+        mask[i, : len(example.token_mask)] = torch.tensor(example.token_mask)
+    results = []
+    for full in (False, True):
+        model.zero_grad()
+        logp, logits = completion_logprobs(model, examples, return_logits=full)
+        assert (logits is not None) == full
+        (-(logp * mask).sum()).backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((logp.detach() * mask, grads))
+    (selective, selective_grads), (reference, reference_grads) = results
+    assert torch.allclose(selective, reference, atol=1e-5)
+    assert len(selective_grads) == len(reference_grads)
+    for got, expected in zip(selective_grads, reference_grads):
+        assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_sft_rejects_an_unknown_demo_unit(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="demo_unit"):
         small_config("sft", tmp_path, demo_unit="episode")
