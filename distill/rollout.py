@@ -203,11 +203,19 @@ class RolloutCollector:
             actors["teacher"] = self.teacher
         return actors
 
-    def collect(self, requests: Sequence[RolloutRequest]) -> list[Rollout]:
-        """Play every request (``num_envs`` at a time) and return the rollouts in order."""
+    def collect(
+        self, requests: Sequence[RolloutRequest], *, progress: str | None = None
+    ) -> list[Rollout]:
+        """Play every request (``num_envs`` at a time) and return the rollouts in order;
+        ``progress`` names a bar over the episodes (None: no bar)."""
+        from tqdm.auto import tqdm
+
         rollouts: list[Rollout] = []
-        for start in range(0, len(requests), self.pool.num_envs):
-            rollouts.extend(self._collect_wave(list(requests[start : start + self.pool.num_envs])))
+        with tqdm(total=len(requests), desc=progress, disable=progress is None) as bar:
+            for start in range(0, len(requests), self.pool.num_envs):
+                wave = list(requests[start : start + self.pool.num_envs])
+                rollouts.extend(self._collect_wave(wave))
+                bar.update(len(wave))
         return rollouts
 
     def _collect_wave(self, requests: list[RolloutRequest]) -> list[Rollout]:

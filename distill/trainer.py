@@ -179,6 +179,7 @@ class RunContext:
     world_size: int = 1
     cache: dict[str, Any] = field(default_factory=dict)  # method state saved in checkpoints
     eval_collector: Any = None  # envs of the eval panel's split, made at the first evaluation
+    progress: bool = False  # long preparation (demonstrations) shows a bar
 
     def sample_tasks(self, step: int, count: int, *, share: bool = True) -> list[str]:
         """The step's tasks: the same draw on every rank and on resume.
@@ -357,6 +358,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
     task_ids = collector.pool.get_attr("task_ids")[0]
     ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
+    ctx.progress = progress and rank == 0
     if rank == 0:
         atomic_write_json(run_dir / "config.json", config.to_dict())
         if not (run_dir / "tokenizer" / "tokenizer_config.json").exists():

@@ -111,13 +111,15 @@ def collect(
     groups: Sequence[int] | None = None,
     replay: Sequence[list[str] | None] | None = None,
     indices: Sequence[int] | None = None,
+    progress: str | None = None,
 ) -> list[Rollout]:
     """Play one rollout per task of this rank; ``selector_for(index)`` gives each one's selector.
 
     Rollouts are numbered by their global index across ranks (or by ``indices``
     for work every rank repeats), which seeds the env reset and the sampling.
     ``groups`` gives several rollouts one group: same task and reset seed,
-    different samples (GRPO).
+    different samples (GRPO). ``progress`` names a bar over the episodes (shown
+    when the run shows progress).
     """
     requests = []
     for index, task in enumerate(tasks):
@@ -136,7 +138,8 @@ def collect(
                 replay_actions=replay[index] if replay is not None else None,
             )
         )
-    return ctx.collector.collect(requests)
+    shown = progress if getattr(ctx, "progress", False) else None
+    return ctx.collector.collect(requests, progress=shown)
 
 
 def scored(ctx: Any, rollouts: Sequence[Rollout]) -> float:

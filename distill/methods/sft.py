@@ -29,7 +29,14 @@ def prepare(ctx: Any) -> None:
     selector = FixedSelector(who, agents=("student", "teacher", "expert", "replay"))
     # Every rank gathers the same demonstrations; each step then splits the batch across ranks.
     tasks = ctx.sample_tasks(-1, config.demo_episodes, share=False)
-    rollouts = collect(ctx, -1, tasks, lambda _i: selector, indices=list(range(len(tasks))))
+    rollouts = collect(
+        ctx,
+        -1,
+        tasks,
+        lambda _i: selector,
+        indices=list(range(len(tasks))),
+        progress=f"{who} demonstrations",
+    )
     kept = [r for r in rollouts if r.won or not config.successful_only]
     routing = {who: ("forward_kl", 1.0)}
     turns = turn_examples(kept, routing)
