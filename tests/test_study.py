@@ -252,3 +252,74 @@ def test_a_cell_that_cannot_train_is_reported_not_fatal() -> None:
     table = markdown({"runs": runs, "teachers": {}})
     assert "- f / s / sft / seed 0: no demos" in table
     assert "| s | opd | 10.0 |" in table and "| s | sft |" not in table
+
+
+ALFWORLD_FAMILY = """
+name: games
+seeds: [0]
+families:
+  alfworld:
+    env_id: ALFWorld-v0
+    games: {train: 3, valid_seen: 3, jobs: 2}
+    teacher: {total_steps: 1}
+    students: [micro]
+    methods: [opd]
+    eval:
+      - {env_id: ALFWorld-v0, panel: valid_seen-v1, domain: in}
+      - {env_id: ToolMath-v0, panel: test-v1, domain: out}
+"""
+
+
+def test_an_alfworld_family_generates_its_games_once_and_every_run_plays_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    import envs.alfworld.generate as generate
+    from distill.study import runner
+
+    path = tmp_path / "games.yaml"
+    path.write_text(ALFWORLD_FAMILY)
+    family = load_preset(path).families[0]
+    assert family.games == {"train": 3, "valid_seen": 3, "jobs": 2}
+    calls = []
+
+    def fake_generate(out_dir, **kwargs):  # the real generator has its own tests
+        calls.append((Path(out_dir), kwargs))
+        (Path(out_dir) / "json_2.1.1" / "train").mkdir(parents=True)
+        return SimpleNamespace(config={"seed": kwargs["seed"]}, games=[1] * 36)
+
+    monkeypatch.setattr(generate, "generate_dataset", fake_generate)
+    out = tmp_path / "study"
+    assert runner._ensure_games(out, family, progress=False) >= 0.0
+    ((where, kwargs),) = calls
+    assert where.name == "games.partial" and not where.exists()  # renamed when complete
+    assert kwargs["games_per_type"] == {"train": 3, "valid_seen": 3, "valid_unseen": 0}
+    assert kwargs["jobs"] == 2 and kwargs["seed"] == 0
+    games = out / "alfworld" / "games"
+    assert json.loads((games / "games.json").read_text())["games"] == 36
+    assert runner._ensure_games(out, family, progress=False) == 0.0 and len(calls) == 1
+    # The teacher, the cells and the family's own panels play the generated games;
+    # a panel of another env does not get them.
+    assert runner._teacher_config(out, family, "cpu").env_kwargs["data_dir"] == str(games)
+    cell = runner._cell_config(out, family, "micro", "opd", 0, "cpu")
+    assert cell.env_kwargs["data_dir"] == str(games)
+    in_domain, other = family.eval
+    assert runner._games_kwargs(out, family, in_domain) == {"data_dir": str(games)}
+    assert runner._games_kwargs(out, family, other) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("env_id: ALFWorld-v0\n    games", "env_id: ToolMath-v0\n    games"), "only ALFWorld-v0"),
+        (("{train: 3,", "{train: 3, levels: 2,"), "unknown keys \\['levels'\\]"),
+        (("{train: 3,", "{train: -3,"), "non-negative integers"),
+        (("teacher: {total_steps: 1}", "teacher: recipe"), "trains its own teacher"),
+    ],
+)
+def test_bad_games_settings_are_refused(tmp_path: Path, change, message) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(ALFWORLD_FAMILY.replace(*change))
+    with pytest.raises(ValueError, match=message):
+        load_preset(path)

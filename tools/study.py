@@ -146,17 +146,19 @@ def _threads() -> int:
 
 
 def _study_wall(results: dict) -> str:
-    """The wall time the study's stages took: training, and evaluation where it was timed."""
+    """The wall time the study's stages took: games (if generated), training, and evaluation
+    where it was timed."""
     records = [t or {} for t in results["teachers"].values()] + list(results["runs"])
     training = sum(record.get("wall_s", 0.0) for record in records) / 60
+    games = sum(record.get("games_s", 0.0) for record in records) / 60
+    parts = [f"{games:.1f} games"] if games else []
+    parts.append(f"{training:.1f} training")
     timed = [record["eval_s"] for record in records if "eval_s" in record]
     if not timed:
-        return f"wall time of the training: {training:.1f} min (evaluation not timed)"
+        return f"wall time {games + training:.1f} min ({', '.join(parts)}; evaluation not timed)"
     evaluation = sum(timed) / 60
-    return (
-        f"wall time {training + evaluation:.1f} min "
-        f"({training:.1f} training, {evaluation:.1f} evaluation)"
-    )
+    parts.append(f"{evaluation:.1f} evaluation")
+    return f"wall time {games + training + evaluation:.1f} min ({', '.join(parts)})"
 
 
 if __name__ == "__main__":

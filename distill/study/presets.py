@@ -20,6 +20,9 @@ A preset is a YAML file (``configs/study/<name>.yaml``)::
         train: {total_steps: 30, rollouts_per_step: 8}   # every method
         method_train: {sft: {rollouts_per_step: 24}}     # one method's overrides
         kl_episodes: 20                      # student episodes scored for the per-turn KL
+        games: {train: 100, valid_seen: 10}  # ALFWorld only: generate the family's games first
+                                             # (tools/generate_alfworld.py; also valid_unseen,
+                                             # seed, jobs); every run and panel plays them
         eval:
           - {env_id: ToolMath-v0, panel: test-v1, env_kwargs: {levels: [2, 3, 4]},
              episodes: 60, domain: in}
@@ -93,6 +96,7 @@ class Family:
     train: dict[str, Any] = field(default_factory=dict)
     method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     kl_episodes: int = 20
+    games: dict[str, int] | None = None  # ALFWorld games to generate: per-split counts, seed, jobs
 
     def in_domain(self) -> list[EvalSpec]:
         return [spec for spec in self.eval if spec.domain == "in"]
@@ -151,7 +155,7 @@ def _family(name: str, data: Any, where: str) -> Family:
     data = _mapping(data, where)
     known = {
         "env_id", "env_kwargs", "prompt", "teacher", "students", "methods", "train",
-        "method_train", "kl_episodes", "eval", "warm_start",
+        "method_train", "kl_episodes", "eval", "warm_start", "games",
     }  # fmt: skip
     unknown = sorted(set(data) - known)
     if unknown:
@@ -180,6 +184,12 @@ def _family(name: str, data: Any, where: str) -> Family:
     warm_start = data.get("warm_start")
     if warm_start is not None:
         warm_start = _mapping(warm_start, f"{where}.warm_start")
+    games = _games(data.get("games"), str(data["env_id"]), f"{where}.games")
+    if games is not None and teacher == "recipe":
+        raise ValueError(
+            f"{where}: a family with games trains its own teacher on them (teacher: {{...}}), "
+            "not the embedded recipe's"
+        )
     evals = data["eval"]
     if not isinstance(evals, list):
         raise ValueError(f"{where}.eval must be a list of panels")
@@ -196,7 +206,28 @@ def _family(name: str, data: Any, where: str) -> Family:
         train=_mapping(data.get("train"), f"{where}.train"),
         method_train={m: _mapping(v, f"{where}.method_train.{m}") for m, v in method_train.items()},
         kl_episodes=int(data.get("kl_episodes", 20)),
+        games=games,
     )
+
+
+GAME_KEYS = ("train", "valid_seen", "valid_unseen", "seed", "jobs")
+
+
+def _games(value: Any, env_id: str, where: str) -> dict[str, int] | None:
+    """A family's ``games:``: counts per task type and split, the seed and worker processes."""
+    if value is None:
+        return None
+    games = _mapping(value, where)
+    if env_id != "ALFWorld-v0":
+        raise ValueError(f"{where}: only ALFWorld-v0 families generate games, not {env_id}")
+    unknown = sorted(set(games) - set(GAME_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {list(GAME_KEYS)}")
+    if not all(isinstance(v, int) and v >= 0 for v in games.values()):
+        raise ValueError(f"{where}: counts, seed and jobs are non-negative integers; got {games}")
+    if not games.get("train"):
+        raise ValueError(f"{where}: train (games per task type) is required")
+    return games
 
 
 def load_preset(name_or_path: str | Path) -> Preset:

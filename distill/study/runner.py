@@ -4,6 +4,7 @@ Everything a stage produces is a file under the output folder, and a stage
 whose file exists is skipped, so a killed study continues where it stopped
 (a half-trained cell resumes from its newest checkpoint)::
 
+    <out>/<family>/games/                 the family's generated ALFWorld games (`games:`)
     <out>/<family>/teacher/               the SFT teacher run (final/ is the model; a
                                           `teacher: recipe` family copies the embedded
                                           teacher's final/ and metrics here)
@@ -42,6 +43,17 @@ def teacher_dir(out: Path, family: Family) -> Path:
     return out / family.name / "teacher"
 
 
+def games_dir(out: Path, family: Family) -> Path:
+    return out / family.name / "games"
+
+
+def family_env_kwargs(out: Path, family: Family) -> dict[str, Any]:
+    """The family's env kwargs, pointing ALFWorld at the family's generated games if it has any."""
+    if family.games is None:
+        return dict(family.env_kwargs)
+    return {**family.env_kwargs, "data_dir": str(games_dir(out, family))}
+
+
 def warm_start_dir(out: Path, family: Family, size: str) -> Path:
     return out / family.name / size / "warmstart"
 
@@ -69,13 +81,13 @@ def _write_json(path: Path, value: Any) -> None:
 # -- training -----------------------------------------------------------------------------
 
 
-def _recipe_config(family: Family, overrides: dict[str, Any]) -> Any:
-    """configs/teacher_sft.yaml on ``family``'s env, with ``overrides``."""
+def _recipe_config(family: Family, overrides: dict[str, Any], out: Path | None = None) -> Any:
+    """configs/teacher_sft.yaml on ``family``'s env (its games under ``out``), with ``overrides``."""
     from distill.recipe import recipe_config
 
     return recipe_config(
         family.env_id,
-        env_kwargs=family.env_kwargs,
+        env_kwargs=family.env_kwargs if out is None else family_env_kwargs(out, family),
         prompt=family.prompt,
         **{"tensorboard": False, **overrides},
     )
@@ -93,6 +105,7 @@ def _teacher_config(out: Path, family: Family, device: str) -> Any:
             "eval_episodes": 0,  # the study evaluates the teacher on every panel itself
             **family.teacher,
         },
+        out,
     )
 
 
@@ -110,6 +123,7 @@ def _warm_start_config(out: Path, family: Family, size: str, device: str) -> Any
             "eval_episodes": 0,  # the study evaluates the initial student itself
             **(family.warm_start or {}),
         },
+        out,
     )
 
 
@@ -150,7 +164,7 @@ def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, d
         None,
         {
             "env_id": family.env_id,
-            "env_kwargs": family.env_kwargs,
+            "env_kwargs": family_env_kwargs(out, family),
             "prompt": family.prompt,
             "student": initial_student(out, family, size),
             "teacher": str(teacher_dir(out, family) / "final"),
@@ -212,9 +226,16 @@ def _agent(folder_or_size: str, family: Family, *, tokenizer_dir: Path, seed: in
 
 
 def _play(
-    agent: Any, spec: EvalSpec, *, temperature: float, episodes: int | None, settings: dict
+    agent: Any,
+    spec: EvalSpec,
+    *,
+    temperature: float,
+    episodes: int | None,
+    settings: dict,
+    env_kwargs: dict[str, Any],
 ) -> list[Any]:
-    """``agent`` plays ``spec``'s panel (its first ``episodes`` playable tasks) at ``temperature``."""
+    """``agent`` plays ``spec``'s panel (its first ``episodes`` playable tasks) at ``temperature``;
+    ``env_kwargs`` come before the panel's own."""
     from agents.base import agent_env_kwargs
     from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
     from distill.evaluation import find_panel, play_panel
@@ -225,7 +246,12 @@ def _play(
         spec.env_id,
         student=agent,
         num_envs=settings["num_envs"],
-        env_kwargs={**agent_env_kwargs(agent), **spec.env_kwargs, "split": panel.split},
+        env_kwargs={
+            **agent_env_kwargs(agent),
+            **env_kwargs,
+            **spec.env_kwargs,
+            "split": panel.split,
+        },
         mode=settings["env_mode"],
     )
     try:
@@ -238,6 +264,13 @@ def _play(
         )
     finally:
         collector.close()
+
+
+def _games_kwargs(out: Path, family: Family, spec: EvalSpec) -> dict[str, Any]:
+    """A panel of the family's own env plays the family's generated games (if it has any)."""
+    if family.games is None or spec.env_id != family.env_id:
+        return {}
+    return {"data_dir": str(games_dir(out, family))}
 
 
 def _evaluate(
@@ -264,7 +297,14 @@ def _evaluate(
             max_new_tokens=settings["max_new_tokens"],
             **spec.agent,
         )
-        rollouts = _play(agent, spec, temperature=0.4, episodes=spec.episodes, settings=settings)
+        rollouts = _play(
+            agent,
+            spec,
+            temperature=0.4,
+            episodes=spec.episodes,
+            settings=settings,
+            env_kwargs=_games_kwargs(out, family, spec),
+        )
         panels[spec.label] = {
             "domain": spec.domain,
             **summarise_rollouts(rollouts),
@@ -282,7 +322,12 @@ def _evaluate(
         for spec in family.in_domain():
             # Temperature 1 samples the student's own distribution: the sampled KL is unbiased.
             rollouts = _play(
-                student, spec, temperature=1.0, episodes=family.kl_episodes, settings=settings
+                student,
+                spec,
+                temperature=1.0,
+                episodes=family.kl_episodes,
+                settings=settings,
+                env_kwargs=_games_kwargs(out, family, spec),
             )
             kl[spec.label] = per_turn_kl(teacher, rollouts)
     return {"panels": panels, "kl_by_turn": kl, "eval_s": time.perf_counter() - started}
@@ -302,11 +347,50 @@ def _family_settings(family: Family) -> dict[str, Any]:
     }
 
 
+def _ensure_games(out: Path, family: Family, *, progress: bool) -> float:
+    """Generate the family's ALFWorld games (if it has ``games:``); the wall seconds spent.
+
+    They are written to ``games.partial/`` and renamed when complete, so an interrupted
+    generation starts again rather than leaving a half set that looks finished.
+    """
+    folder = games_dir(out, family)
+    if family.games is None or (folder / GAMES_FILE).is_file():
+        return 0.0
+    from envs.alfworld.generate import generate_dataset
+
+    settings = family.games
+    counts = {s: settings.get(s, 0) for s in ("train", "valid_seen", "valid_unseen")}
+    partial = folder.with_name(folder.name + ".partial")
+    per_type = sum(counts.values())
+    tqdm.write(f"[{family.name}] generating ALFWorld games: {counts} per task type")
+    started = time.perf_counter()
+    with tqdm(total=6 * per_type, desc="games", disable=not progress) as bar:
+        report = generate_dataset(
+            partial,
+            games_per_type=counts,
+            seed=settings.get("seed", 0),
+            jobs=max(1, settings.get("jobs", 1)),
+            overwrite=True,
+            progress=lambda _game: bar.update(1),
+        )
+    wall = time.perf_counter() - started
+    summary = {**report.config, "games": len(report.games), "wall_s": wall}
+    _write_json(partial / GAMES_FILE, summary)
+    if folder.exists():
+        shutil.rmtree(folder)
+    partial.rename(folder)
+    return wall
+
+
+GAMES_FILE = "games.json"
+
+
 def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -> dict[str, Any]:
     folder = teacher_dir(out, family)
     record = _read_json(folder / EVAL_FILE)
     if record is not None:
         return record
+    games_wall = _ensure_games(out, family, progress=progress)
     wall = 0.0
     if not (folder / "final" / "config.json").is_file():
         where = (
@@ -321,6 +405,9 @@ def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -
         str(folder / "final"), family, out=out, seed=0, teacher=None, settings=settings
     )
     record = {**evaluation, "wall_s": wall, "timings": _run_timings(folder)}
+    if family.games is not None:
+        generated = _read_json(games_dir(out, family) / GAMES_FILE) or {}
+        record["games_s"] = games_wall or generated.get("wall_s", 0.0)
     _write_json(folder / EVAL_FILE, record)
     return record
 
