@@ -215,7 +215,7 @@ def test_bad_presets_are_refused_with_the_reason(tmp_path: Path) -> None:
         load_preset("nope")
 
 
-@pytest.mark.parametrize("name", ["smoke", "timing", "cpu", "cpu_lowlr", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "timing", "cpu", "cpu_lowlr", "cpu_alfworld", "gpu"])
 def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path) -> None:
     from distill.study.runner import (
         _cell_config,
