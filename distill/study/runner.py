@@ -287,6 +287,18 @@ def _evaluate(
 
     started = time.perf_counter()
     tokenizer_dir = teacher_dir(out, family) / "final"
+
+    def play(agent: Any, spec: EvalSpec, temperature: float, episodes: int | None) -> list[Any]:
+        games = _games_kwargs(out, family, spec)
+        return _play(
+            agent,
+            spec,
+            temperature=temperature,
+            episodes=episodes,
+            settings=settings,
+            env_kwargs=games,
+        )
+
     panels: dict[str, Any] = {}
     for spec in family.eval:
         agent = _agent(
@@ -297,14 +309,7 @@ def _evaluate(
             max_new_tokens=settings["max_new_tokens"],
             **spec.agent,
         )
-        rollouts = _play(
-            agent,
-            spec,
-            temperature=0.4,
-            episodes=spec.episodes,
-            settings=settings,
-            env_kwargs=_games_kwargs(out, family, spec),
-        )
+        rollouts = play(agent, spec, 0.4, spec.episodes)
         panels[spec.label] = {
             "domain": spec.domain,
             **summarise_rollouts(rollouts),
@@ -321,14 +326,7 @@ def _evaluate(
         )
         for spec in family.in_domain():
             # Temperature 1 samples the student's own distribution: the sampled KL is unbiased.
-            rollouts = _play(
-                student,
-                spec,
-                temperature=1.0,
-                episodes=family.kl_episodes,
-                settings=settings,
-                env_kwargs=_games_kwargs(out, family, spec),
-            )
+            rollouts = play(student, spec, 1.0, family.kl_episodes)
             kl[spec.label] = per_turn_kl(teacher, rollouts)
     return {"panels": panels, "kl_by_turn": kl, "eval_s": time.perf_counter() - started}
 
