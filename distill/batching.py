@@ -185,19 +185,19 @@ def _trained_logprobs(
     rows, columns, slots, targets = [], [], [], []
     for i, example in enumerate(examples):
         length = len(example.completion_ids)
-        mask = example.token_mask or [1.0] * length
-        first = longest - 1 - length  # the position that predicts the first completion token
-        for j, (token, kept) in enumerate(zip(example.completion_ids, mask)):
-            if kept:
-                rows.append(i)
-                columns.append(first + j)
-                slots.append(j)
-                targets.append(token)
+        mask = (
+            torch.ones(length) if example.token_mask is None else torch.tensor(example.token_mask)
+        )
+        kept = mask.nonzero().squeeze(-1)  # completion indices that are trained
+        rows.append(torch.full_like(kept, i))
+        columns.append(kept + (longest - 1 - length))  # position p predicts token p + 1
+        slots.append(kept)
+        targets.append(torch.tensor(example.completion_ids)[kept])
     out = torch.zeros(len(examples), width, device=device)
-    if not rows:
+    row, slot = torch.cat(rows).to(device), torch.cat(slots).to(device)
+    if not len(row):
         return out + 0.0 * hidden.sum()  # keeps the graph for a backward call
-    rows_t = torch.tensor(rows, device=device)
-    logits = model.get_output_embeddings()(hidden[rows_t, torch.tensor(columns, device=device)])
+    logits = model.get_output_embeddings()(hidden[row, torch.cat(columns).to(device)])
     logp = torch.log_softmax(logits.float(), dim=-1)
-    picked = logp.gather(-1, torch.tensor(targets, device=device)[:, None]).squeeze(-1)
-    return out.index_put((rows_t, torch.tensor(slots, device=device)), picked)
+    picked = logp.gather(-1, torch.cat(targets).to(device)[:, None]).squeeze(-1)
+    return out.index_put((row, slot), picked)

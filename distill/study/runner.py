@@ -37,6 +37,7 @@ from envs.fileio import atomic_write_text
 __all__ = ["cell_dir", "run_study", "teacher_dir"]
 
 EVAL_FILE = "study_eval.json"
+GAMES_FILE = "games.json"
 
 
 def teacher_dir(out: Path, family: Family) -> Path:
@@ -47,11 +48,14 @@ def games_dir(out: Path, family: Family) -> Path:
     return out / family.name / "games"
 
 
+def _data_dir(out: Path, family: Family) -> dict[str, Any]:
+    """``data_dir`` of the family's generated games, or nothing if it has none."""
+    return {} if family.games is None else {"data_dir": str(games_dir(out, family))}
+
+
 def family_env_kwargs(out: Path, family: Family) -> dict[str, Any]:
     """The family's env kwargs, pointing ALFWorld at the family's generated games if it has any."""
-    if family.games is None:
-        return dict(family.env_kwargs)
-    return {**family.env_kwargs, "data_dir": str(games_dir(out, family))}
+    return {**family.env_kwargs, **_data_dir(out, family)}
 
 
 def warm_start_dir(out: Path, family: Family, size: str) -> Path:
@@ -268,9 +272,7 @@ def _play(
 
 def _games_kwargs(out: Path, family: Family, spec: EvalSpec) -> dict[str, Any]:
     """A panel of the family's own env plays the family's generated games (if it has any)."""
-    if family.games is None or spec.env_id != family.env_id:
-        return {}
-    return {"data_dir": str(games_dir(out, family))}
+    return _data_dir(out, family) if spec.env_id == family.env_id else {}
 
 
 def _evaluate(
@@ -354,6 +356,7 @@ def _ensure_games(out: Path, family: Family, *, progress: bool) -> float:
     folder = games_dir(out, family)
     if family.games is None or (folder / GAMES_FILE).is_file():
         return 0.0
+    from envs.alfworld.data import TASK_TYPES
     from envs.alfworld.generate import generate_dataset
 
     settings = family.games
@@ -362,7 +365,7 @@ def _ensure_games(out: Path, family: Family, *, progress: bool) -> float:
     per_type = sum(counts.values())
     tqdm.write(f"[{family.name}] generating ALFWorld games: {counts} per task type")
     started = time.perf_counter()
-    with tqdm(total=6 * per_type, desc="games", disable=not progress) as bar:
+    with tqdm(total=len(TASK_TYPES) * per_type, desc="games", disable=not progress) as bar:
         report = generate_dataset(
             partial,
             games_per_type=counts,
@@ -378,9 +381,6 @@ def _ensure_games(out: Path, family: Family, *, progress: bool) -> float:
         shutil.rmtree(folder)
     partial.rename(folder)
     return wall
-
-
-GAMES_FILE = "games.json"
 
 
 def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -> dict[str, Any]:
