@@ -13,8 +13,10 @@ command every seventh step):
   with ``admissible_actions`` ``full`` and ``none``.
 
 Resets: upstream ``load`` + ``reset`` of each game; ALFWorld-v0's first reset
-of each game (cache emptied before) and its reset when the game is played
-again after the others (the reset cache).
+of each game (caches emptied before, the disk cache in a fresh temporary folder),
+its reset when the game is played again after the others (the in-memory reset
+cache), and its first reset in a process that has not played it but finds its
+translation in the disk cache (the in-memory caches emptied again).
 
 Targets (issue 3): step overhead under 10% of the bare engine; a repeated
 reset at least 3 times faster than a first one.
@@ -24,9 +26,11 @@ Usage: ``python benchmarks/bench_alfworld.py [--games 6] [--steps 25] [--split v
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,6 +93,9 @@ def main() -> None:
     # The largest problems first: they are the ones whose resets and steps cost most.
     records = sorted(records, key=lambda r: -len(r.game["pddl_problem"]))[: args.games]
 
+    # A fresh disk cache: the first pass must translate every game, as on a new machine.
+    translations = tempfile.TemporaryDirectory(prefix="bench-alfworld-translations-")
+    os.environ["MENTORGYM_ALFWORLD_TRANSLATIONS"] = translations.name
     clear_caches()
     upstream = upstream_env()
     engine = AlfredEngine()
@@ -139,6 +146,13 @@ def main() -> None:
     for record in records:
         repeat_reset.append(timed(ours["full"].reset, options={"task_id": record.task_id}))
 
+    # Pass 3: as a new process would meet them: nothing in memory, every translation on disk.
+    clear_caches()
+    disk_reset = [
+        timed(ours["full"].reset, options={"task_id": record.task_id}) for record in records
+    ]
+    translations.cleanup()
+
     for env in ours.values():
         env.close()
     engine.close()
@@ -161,18 +175,21 @@ def main() -> None:
         "upstream load + reset (every time)": 1e3 * statistics.mean(upstream_reset),
         "ALFWorld-v0 first reset (cache cold)": 1e3 * statistics.mean(first_reset),
         "ALFWorld-v0 reset when replayed (cache warm)": 1e3 * statistics.mean(repeat_reset),
+        "ALFWorld-v0 first reset in a new process (disk)": 1e3 * statistics.mean(disk_reset),
     }
-    print(f"\n{'reset (mean per game)':<46} {'ms':>9} {'x upstream':>11}")
+    print(f"\n{'reset (mean per game)':<50} {'ms':>9} {'x upstream':>11}")
     upstream_ms = mean_ms["upstream load + reset (every time)"]
     for label, value in mean_ms.items():
-        print(f"{label:<46} {value:>9.1f} {upstream_ms / value:>11.2f}")
+        print(f"{label:<50} {value:>9.1f} {upstream_ms / value:>11.2f}")
     reset_gain = statistics.mean(first_reset) / statistics.mean(repeat_reset)
+    disk_gain = statistics.mean(first_reset) / statistics.mean(disk_reset)
     step_overhead = base / rates["full"] - 1
     print(
         f"\nheadline: ALFWorld-v0 steps at {rates['full'] / base:.1f}x the bare engine "
         f"(step overhead {100 * step_overhead:+.0f}%, target < +10%; gym layer over our engine "
         f"{100 * wrapper_overhead:+.1f}%); a replayed game resets {reset_gain:.0f}x faster than "
-        f"its first reset (target >= 3x)"
+        f"its first reset (target >= 3x), and a game translated by another process {disk_gain:.0f}x "
+        f"faster (disk cache)"
     )
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 
 # Tests never reach the Hugging Face hub: every model and tokenizer is built locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ALFWorld's translations go to a cache of this test process (removed when it ends), not
+# the user's ~/.cache.
+os.environ["MENTORGYM_ALFWORLD_TRANSLATIONS"] = tempfile.mkdtemp(prefix="mentorgym-test-tr-")
 
 import pytest
 
@@ -15,6 +19,10 @@ import envs  # noqa: F401  (registers every id)
 from envs.registration import ENV_ENTRIES
 
 HAS_JAVA = shutil.which("java") is not None
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(os.environ["MENTORGYM_ALFWORLD_TRANSLATIONS"], ignore_errors=True)
 
 
 def entry_params() -> list:

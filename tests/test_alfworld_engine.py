@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from envs.alfworld import disk_cache
 from envs.alfworld import engine as engine_module
 from envs.alfworld.data import ShippedGames
 from envs.alfworld.engine import AlfredEngine, EngineError, cache_stats, clear_caches, translate
@@ -128,3 +129,90 @@ def test_broken_games_raise_a_clear_error(shipped: ShippedGames) -> None:
             AlfredEngine().reset()
     finally:
         engine.close()
+
+
+def _play(record, commands: int = 12) -> list[tuple[str, list[str]]]:
+    """Feedback and admissible commands along a fixed random walk through a game."""
+    engine = AlfredEngine()
+    try:
+        engine.load(record.game)
+        state = engine.reset()
+        seen = [(state.feedback, list(state.admissible_commands))]
+        rng = random.Random(5)
+        for _ in range(commands):
+            state, _ = engine.step(rng.choice(state.admissible_commands))
+            seen.append((state.feedback, list(state.admissible_commands)))
+        return seen
+    finally:
+        engine.close()
+
+
+@pytest.fixture
+def translations(tmp_path, monkeypatch):
+    """A fresh disk cache folder, with the in-memory caches and the counters cleared."""
+    folder = tmp_path / "translations"
+    monkeypatch.setenv(disk_cache.ENV_VAR, str(folder))
+    clear_caches()
+    disk_cache.stats.reset()
+    yield folder
+    clear_caches()
+
+
+def test_a_translation_stored_on_disk_replays_the_game_exactly(
+    shipped: ShippedGames, translations
+) -> None:
+    record = smallest_game(shipped)
+    translated = _play(record)
+    assert disk_cache.stats.writes == 1 and disk_cache.stats.reads == 0
+    assert len(list(translations.glob("*.pkl.z"))) == 1
+
+    clear_caches()  # as a new process would: nothing in memory, the entry on disk
+    calls = []
+    real_translate = engine_module.translate
+    try:
+        engine_module.translate = lambda *a, **k: calls.append(a) or real_translate(*a, **k)
+        from_disk = _play(record)
+    finally:
+        engine_module.translate = real_translate
+    assert calls == []  # nothing translated again
+    assert disk_cache.stats.reads == 1
+    assert from_disk == translated
+
+
+def test_an_unreadable_entry_is_translated_again_and_rewritten(
+    shipped: ShippedGames, translations
+) -> None:
+    record = smallest_game(shipped)
+    translated = _play(record)
+    (entry,) = translations.glob("*.pkl.z")
+    entry.write_bytes(b"not a translation")
+    clear_caches()
+    assert _play(record) == translated
+    assert disk_cache.stats.unreadable == 1 and disk_cache.stats.writes == 2
+    clear_caches()
+    assert _play(record) == translated
+    assert disk_cache.stats.reads == 1  # the rewritten entry reads back
+
+
+def test_the_disk_cache_can_be_turned_off(shipped: ShippedGames, translations, monkeypatch) -> None:
+    monkeypatch.setenv(disk_cache.ENV_VAR, "off")
+    _play(smallest_game(shipped), commands=1)
+    assert not translations.exists()
+    assert disk_cache.stats.writes == disk_cache.stats.reads == 0
+
+
+def test_an_unwritable_cache_folder_does_not_stop_a_game(
+    shipped: ShippedGames, translations, monkeypatch
+) -> None:
+    blocker = translations.parent / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(disk_cache.ENV_VAR, str(blocker / "translations"))
+    assert _play(smallest_game(shipped), commands=1)
+    assert disk_cache.stats.writes == 0
+
+
+def test_entries_are_keyed_by_content_and_translator(monkeypatch) -> None:
+    key = disk_cache.entry_key("(domain)", "(problem)")
+    assert key != disk_cache.entry_key("(domain)", "(problem 2)")
+    monkeypatch.setattr(disk_cache, "FORMAT", disk_cache.FORMAT + 1)
+    assert key != disk_cache.entry_key("(domain)", "(problem)")

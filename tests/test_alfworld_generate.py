@@ -207,3 +207,22 @@ def test_the_planner_check_runs_under_a_memory_cap() -> None:
         assert starved.verify(record, verify="planner", max_steps=50) is None
         assert starved.last_failure
     assert cli.parse_args(["generate", "--out", "x"]).planner_memory_mb == PLANNER_MEMORY_MB
+
+
+def test_generated_games_are_already_translated_on_disk(tmp_path: Path, monkeypatch) -> None:
+    from envs.alfworld import disk_cache
+    from envs.alfworld.engine import AlfredEngine, clear_caches
+
+    monkeypatch.setenv(disk_cache.ENV_VAR, str(tmp_path / "translations"))
+    generate_dataset(tmp_path / "games", seed=5, **SMALL)  # the checking process stores them
+    clear_caches()
+    disk_cache.stats.reset()
+    engine = AlfredEngine()
+    try:
+        for path in sorted((tmp_path / "games").rglob("game.tw-pddl")):
+            engine.load(json.loads(path.read_text()))
+            engine.reset()
+    finally:
+        engine.close()
+        clear_caches()
+    assert disk_cache.stats.reads == 2 and disk_cache.stats.misses == 0

@@ -14,7 +14,9 @@ TatSu and deep-copies its contexts: 10 to 20 steps/s.
 they are shared by every env in the process:
 
 * the plain translation of each problem (and the initial facts it yields), so
-  replaying a game does not recompile it;
+  replaying a game does not recompile it; translations are also kept on disk
+  (:mod:`envs.alfworld.disk_cache`), so a game another process has played or
+  generated loads in milliseconds;
 * the planner's optimised translation, computed only when a planner is used;
 * the parsed grammar of each domain/grammar pair; games that differ only by
   their goal sentence (ALFWorld's ``add_task_to_grammar``) share one parse.
@@ -41,6 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from envs.alfworld import disk_cache
 from envs.alfworld.data import split_task_rule
 from envs.alfworld.paths import configure_alfworld_data
 
@@ -170,7 +173,8 @@ def cache_stats() -> CacheStats:
 
 
 def clear_caches() -> None:
-    """Forget every cached translation and grammar (the next reset of each game recompiles)."""
+    """Forget every translation and grammar held in memory (the next reset of each game
+    reads the disk cache, or translates again when it is off)."""
     _PROBLEMS.clear()
     _LOGICS.clear()
 
@@ -254,23 +258,47 @@ def _atom_fact(atom: Any, name2type: Mapping[str, str]) -> Proposition | None:
     return None
 
 
-class CompiledProblem:
-    """Everything a reset needs from one problem's translation (immutable once built)."""
+#: What a translation keeps (and the disk cache stores): not the whole translated task,
+#: which is most of the memory.
+_PARTS = ("sas", "actions", "types", "name2type", "init_facts")
 
-    def __init__(self, domain: str, problem: str) -> None:
+
+def _translated_parts(domain: str, problem: str) -> dict[str, Any]:
+    task, sas = translate(domain, problem)
+    name2type = {o.name: o.type_name for o in task.objects}
+    init_facts = (_atom_fact(atom, name2type) for atom in task.init)
+    return {
+        "sas": sas.encode("utf-8"),
+        "actions": {action.name: action for action in task.actions},
+        "types": tuple((t.name, tuple(t.supertype_names)) for t in task.types),
+        "name2type": name2type,
+        "init_facts": tuple(fact for fact in init_facts if fact is not None),
+    }
+
+
+class CompiledProblem:
+    """Everything a reset needs from one problem's translation (immutable once built).
+
+    ``parts`` (as :meth:`parts` returns them) skips the translation: the disk cache's way in.
+    """
+
+    def __init__(self, domain: str, problem: str, parts: Mapping[str, Any] | None = None) -> None:
         self.domain = domain
         self.problem = problem
-        task, sas = translate(domain, problem)
-        self.sas = sas.encode("utf-8")
-        # Keep only what a state needs, not the whole translated task (it is most of the memory).
-        self.actions = {action.name: action for action in task.actions}
-        self.types = tuple((t.name, tuple(t.supertype_names)) for t in task.types)
-        self.name2type = {o.name: o.type_name for o in task.objects}
-        init_facts = (_atom_fact(atom, self.name2type) for atom in task.init)
-        self.init_facts = tuple(fact for fact in init_facts if fact is not None)
+        if parts is None:
+            parts = _translated_parts(domain, problem)
+        self.sas: bytes = parts["sas"]
+        self.actions: dict[str, Any] = parts["actions"]
+        self.types: tuple[tuple[str, tuple[str, ...]], ...] = parts["types"]
+        self.name2type: dict[str, str] = parts["name2type"]
+        self.init_facts: tuple[Proposition, ...] = parts["init_facts"]
         self._state_facts: tuple[Proposition, ...] | None = None
         self._replan_sas: bytes | None = None
         self._lock = threading.Lock()
+
+    def parts(self) -> dict[str, Any]:
+        """The translation's parts, for :mod:`envs.alfworld.disk_cache`."""
+        return {name: getattr(self, name) for name in _PARTS}
 
     def state_facts(self, downward_lib: Any) -> tuple[Proposition, ...]:
         """The facts of the search library's initial state (read once, then reused)."""
@@ -292,9 +320,22 @@ class CompiledProblem:
 
 
 def compiled_problem(domain: str, problem: str) -> CompiledProblem:
-    """The cached translation of ``problem`` (translated on the first call)."""
+    """The cached translation of ``problem``: from memory, else from the disk cache, else
+    translated (and then stored on disk for the next process)."""
     key = _digest(domain, problem)
-    return _PROBLEMS.get_or_create(key, lambda: CompiledProblem(domain, problem))
+    return _PROBLEMS.get_or_create(key, lambda: _load_or_translate(domain, problem))
+
+
+def _load_or_translate(domain: str, problem: str) -> CompiledProblem:
+    parts = disk_cache.load(domain, problem)
+    if parts is not None:
+        try:
+            return CompiledProblem(domain, problem, parts)
+        except (KeyError, TypeError):  # an entry missing a part: translate it again
+            pass
+    compiled = CompiledProblem(domain, problem)
+    disk_cache.store(domain, problem, compiled.parts())
+    return compiled
 
 
 # -- grammar ------------------------------------------------------------------

@@ -1,0 +1,129 @@
+"""An on-disk cache of ALFWorld problem translations, shared by every process.
+
+Translating a game's PDDL problem with Fast Downward is most of a game's first
+reset (about 110-160 ms of 120-170 ms on a 2-core machine; a replay takes 5 to 10 ms).
+The in-process cache of :mod:`envs.alfworld.engine` only helps games a process has
+already played, and a training run draws a new game for almost every episode,
+so it also keeps each translation here, compressed (about 40 KB a game). Reading
+one back takes a few milliseconds. The generator's workers translate every game they check,
+so a generated game's first reset in a later process is already warm.
+
+Where: ``MENTORGYM_ALFWORLD_TRANSLATIONS`` names the folder; ``off`` (or ``0``)
+turns the cache off. By default it is ``$XDG_CACHE_HOME/mentorgym/alfworld-translations``
+(``~/.cache/...``). Entries are keyed by the domain, the problem, the Fast Downward
+version and this module's format, so a changed game or translator never reads a
+stale entry. An entry that cannot be read is translated again and rewritten. A
+folder that cannot be written is skipped silently (the translation still works).
+
+Entries are pickles (the translated actions are Fast Downward's own objects), so
+the folder must be as private as any cache the user keeps: whoever can write it
+can run code in the processes that read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import threading
+import zlib
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENV_VAR", "DiskStats", "cache_dir", "entry_key", "load", "stats", "store"]
+
+ENV_VAR = "MENTORGYM_ALFWORLD_TRANSLATIONS"
+#: Bumped whenever what :func:`store` writes changes shape.
+FORMAT = 1
+_OFF = {"off", "0", "none", "false"}
+
+
+def cache_dir() -> Path | None:
+    """The folder that holds the translations, or ``None`` when the cache is off."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if value.lower() in _OFF:
+        return None
+    if value:
+        return Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mentorgym" / "alfworld-translations"
+
+
+def _translator_version() -> str:
+    try:
+        return metadata.version("fast_downward_textworld")
+    except metadata.PackageNotFoundError:  # an unpackaged checkout: key on nothing more
+        return "unknown"
+
+
+def entry_key(domain: str, problem: str) -> str:
+    """The file name stem of a problem's entry (content, translator and format)."""
+    sha = hashlib.sha256()
+    for part in (f"format {FORMAT}", _translator_version(), domain, problem):
+        sha.update(part.encode("utf-8"))
+        sha.update(b"\x00")
+    return sha.hexdigest()
+
+
+class DiskStats:
+    """Counts of entries read, written, missing and unreadable in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reads = self.writes = self.misses = self.unreadable = 0
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.reads = self.writes = self.misses = self.unreadable = 0
+
+
+stats = DiskStats()
+
+
+def load(domain: str, problem: str) -> dict[str, Any] | None:
+    """The stored parts of a problem's translation, or ``None`` (off, absent, unreadable)."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    path = folder / f"{entry_key(domain, problem)}.pkl.z"
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        stats.count("misses")
+        return None
+    try:
+        parts = pickle.loads(zlib.decompress(blob))
+        if not isinstance(parts, dict) or parts.get("format") != FORMAT:
+            raise ValueError("not an entry of this format")
+    except Exception:  # truncated, corrupt or foreign: translate again and overwrite it
+        stats.count("unreadable")
+        return None
+    stats.count("reads")
+    return parts
+
+
+def store(domain: str, problem: str, parts: dict[str, Any]) -> None:
+    """Write a translation's parts atomically; a folder that cannot be written is skipped."""
+    folder = cache_dir()
+    if folder is None:
+        return
+    path = folder / f"{entry_key(domain, problem)}.pkl.z"
+    blob = zlib.compress(pickle.dumps({**parts, "format": FORMAT}, protocol=5), 1)
+    # A unique temporary name: several processes may store the same game at once.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(blob)
+        os.replace(partial, path)
+    except OSError:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:  # the folder itself is unusable: nothing was written
+            pass
+        return
+    stats.count("writes")
