@@ -164,7 +164,7 @@ def test_a_translation_stored_on_disk_replays_the_game_exactly(
     record = smallest_game(shipped)
     translated = _play(record)
     assert disk_cache.stats.writes == 1 and disk_cache.stats.reads == 0
-    assert len(list(translations.glob("*.pkl.z"))) == 1
+    assert len(list(translations.glob("*.json.z"))) == 1
 
     clear_caches()  # as a new process would: nothing in memory, the entry on disk
     calls = []
@@ -184,7 +184,7 @@ def test_an_unreadable_entry_is_translated_again_and_rewritten(
 ) -> None:
     record = smallest_game(shipped)
     translated = _play(record)
-    (entry,) = translations.glob("*.pkl.z")
+    (entry,) = translations.glob("*.json.z")
     entry.write_bytes(b"not a translation")
     clear_caches()
     assert _play(record) == translated
@@ -216,3 +216,30 @@ def test_entries_are_keyed_by_content_and_translator(monkeypatch) -> None:
     assert key != disk_cache.entry_key("(domain)", "(problem 2)")
     monkeypatch.setattr(disk_cache, "FORMAT", disk_cache.FORMAT + 1)
     assert key != disk_cache.entry_key("(domain)", "(problem)")
+
+
+def test_an_entry_written_by_another_process_replays_the_game_exactly(
+    shipped: ShippedGames, translations
+) -> None:
+    # String hashes differ between processes: an entry must not carry objects that cache them.
+    import subprocess
+
+    record = smallest_game(shipped)
+    translated = _play(record)
+    for entry in translations.glob("*.json.z"):
+        entry.unlink()
+    child = (
+        "import sys\n"
+        "from envs.alfworld.data import ShippedGames\n"
+        "from envs.alfworld.engine import AlfredEngine\n"
+        "engine = AlfredEngine()\n"
+        "engine.load(ShippedGames().load(sys.argv[1]).game)\n"
+        "engine.reset()\n"
+        "engine.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", child, record.task_id], check=True, timeout=120)
+    assert len(list(translations.glob("*.json.z"))) == 1
+    clear_caches()
+    disk_cache.stats.reset()
+    assert _play(record) == translated
+    assert disk_cache.stats.reads == 1

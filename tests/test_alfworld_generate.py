@@ -209,18 +209,25 @@ def test_the_planner_check_runs_under_a_memory_cap() -> None:
     assert cli.parse_args(["generate", "--out", "x"]).planner_memory_mb == PLANNER_MEMORY_MB
 
 
-def test_generated_games_are_already_translated_on_disk(tmp_path: Path, monkeypatch) -> None:
+def test_generated_games_are_already_translated_on_disk(tmp_path: Path) -> None:
     from envs.alfworld import disk_cache
     from envs.alfworld.engine import AlfredEngine, clear_caches
 
-    monkeypatch.setenv(disk_cache.ENV_VAR, str(tmp_path / "translations"))
-    generate_dataset(tmp_path / "games", seed=5, **SMALL)  # the checking process stores them
+    # A seed no other test uses: these games are new to the cache (the session's folder,
+    # which the checking process, started once per session, writes to).
+    generate_dataset(tmp_path / "games", seed=11, **SMALL)
+    paths = sorted((tmp_path / "games").rglob("game.tw-pddl"))
+    games = [json.loads(path.read_text()) for path in paths]
+    assert len(games) == 2
+    for game in games:
+        key = disk_cache.entry_key(game["pddl_domain"], game["pddl_problem"])
+        assert (disk_cache.cache_dir() / f"{key}.json.z").is_file()
     clear_caches()
     disk_cache.stats.reset()
     engine = AlfredEngine()
     try:
-        for path in sorted((tmp_path / "games").rglob("game.tw-pddl")):
-            engine.load(json.loads(path.read_text()))
+        for game in games:
+            engine.load(game)
             engine.reset()
     finally:
         engine.close()

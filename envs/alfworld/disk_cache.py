@@ -15,16 +15,17 @@ version and this module's format, so a changed game or translator never reads a
 stale entry. An entry that cannot be read is translated again and rewritten. A
 folder that cannot be written is skipped silently (the translation still works).
 
-Entries are pickles (the translated actions are Fast Downward's own objects), so
-the folder must be as private as any cache the user keeps: whoever can write it
-can run code in the processes that read it.
+Entries are compressed JSON of plain data (the SAS text, action parameters, types,
+initial facts), never pickles: the translator's and TextWorld's objects cache string
+hashes, which differ between processes, so they are rebuilt by the process that reads
+an entry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import threading
 import zlib
 from importlib import metadata
@@ -35,7 +36,7 @@ __all__ = ["ENV_VAR", "DiskStats", "cache_dir", "entry_key", "load", "stats", "s
 
 ENV_VAR = "MENTORGYM_ALFWORLD_TRANSLATIONS"
 #: Bumped whenever what :func:`store` writes changes shape.
-FORMAT = 1
+FORMAT = 2
 _OFF = {"off", "0", "none", "false"}
 
 
@@ -90,16 +91,17 @@ def load(domain: str, problem: str) -> dict[str, Any] | None:
     folder = cache_dir()
     if folder is None:
         return None
-    path = folder / f"{entry_key(domain, problem)}.pkl.z"
+    path = folder / f"{entry_key(domain, problem)}.json.z"
     try:
         blob = path.read_bytes()
     except OSError:
         stats.count("misses")
         return None
     try:
-        parts = pickle.loads(zlib.decompress(blob))
+        parts = json.loads(zlib.decompress(blob))
         if not isinstance(parts, dict) or parts.get("format") != FORMAT:
             raise ValueError("not an entry of this format")
+        parts["sas"] = parts["sas"].encode("utf-8")
     except Exception:  # truncated, corrupt or foreign: translate again and overwrite it
         stats.count("unreadable")
         return None
@@ -112,8 +114,9 @@ def store(domain: str, problem: str, parts: dict[str, Any]) -> None:
     folder = cache_dir()
     if folder is None:
         return
-    path = folder / f"{entry_key(domain, problem)}.pkl.z"
-    blob = zlib.compress(pickle.dumps({**parts, "format": FORMAT}, protocol=5), 1)
+    path = folder / f"{entry_key(domain, problem)}.json.z"
+    plain = {**parts, "sas": parts["sas"].decode("utf-8"), "format": FORMAT}
+    blob = zlib.compress(json.dumps(plain, separators=(",", ":")).encode("utf-8"), 1)
     # A unique temporary name: several processes may store the same game at once.
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:

@@ -258,8 +258,9 @@ def _atom_fact(atom: Any, name2type: Mapping[str, str]) -> Proposition | None:
     return None
 
 
-#: What a translation keeps (and the disk cache stores): not the whole translated task,
-#: which is most of the memory.
+#: What a translation keeps (and the disk cache stores), as plain data: strings, tuples and the
+#: SAS bytes. Not the translator's or TextWorld's objects: they cache string hashes, which
+#: differ from one process to the next, so they must be rebuilt in the process that uses them.
 _PARTS = ("sas", "actions", "types", "name2type", "init_facts")
 
 
@@ -269,11 +270,35 @@ def _translated_parts(domain: str, problem: str) -> dict[str, Any]:
     init_facts = (_atom_fact(atom, name2type) for atom in task.init)
     return {
         "sas": sas.encode("utf-8"),
-        "actions": {action.name: action for action in task.actions},
+        # PddlState reads only each action's parameters (name and type) from the task.
+        "actions": {
+            action.name: tuple((p.name, p.type_name) for p in action.parameters)
+            for action in task.actions
+        },
         "types": tuple((t.name, tuple(t.supertype_names)) for t in task.types),
         "name2type": name2type,
-        "init_facts": tuple(fact for fact in init_facts if fact is not None),
+        "init_facts": tuple(
+            (fact.name, tuple((v.name, v.type) for v in fact.arguments))
+            for fact in init_facts
+            if fact is not None
+        ),
     }
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    """What ``PddlState`` reads of a translated action's parameter."""
+
+    name: str
+    type_name: str
+
+
+@dataclass(frozen=True)
+class _ActionParameters:
+    """What ``PddlState`` reads of a translated action: its name and parameters."""
+
+    name: str
+    parameters: tuple[_Parameter, ...]
 
 
 class CompiledProblem:
@@ -287,18 +312,25 @@ class CompiledProblem:
         self.problem = problem
         if parts is None:
             parts = _translated_parts(domain, problem)
+        self._parts = {name: parts[name] for name in _PARTS}
         self.sas: bytes = parts["sas"]
-        self.actions: dict[str, Any] = parts["actions"]
-        self.types: tuple[tuple[str, tuple[str, ...]], ...] = parts["types"]
-        self.name2type: dict[str, str] = parts["name2type"]
-        self.init_facts: tuple[Proposition, ...] = parts["init_facts"]
+        self.actions = {
+            name: _ActionParameters(name, tuple(_Parameter(p, t) for p, t in params))
+            for name, params in parts["actions"].items()
+        }
+        self.types = tuple((name, tuple(supertypes)) for name, supertypes in parts["types"])
+        self.name2type: dict[str, str] = dict(parts["name2type"])
+        self.init_facts = tuple(
+            Proposition(name, [Variable(var, kind) for var, kind in arguments])
+            for name, arguments in parts["init_facts"]
+        )
         self._state_facts: tuple[Proposition, ...] | None = None
         self._replan_sas: bytes | None = None
         self._lock = threading.Lock()
 
     def parts(self) -> dict[str, Any]:
-        """The translation's parts, for :mod:`envs.alfworld.disk_cache`."""
-        return {name: getattr(self, name) for name in _PARTS}
+        """The translation as plain data, for :mod:`envs.alfworld.disk_cache`."""
+        return dict(self._parts)
 
     def state_facts(self, downward_lib: Any) -> tuple[Proposition, ...]:
         """The facts of the search library's initial state (read once, then reused)."""
@@ -331,7 +363,7 @@ def _load_or_translate(domain: str, problem: str) -> CompiledProblem:
     if parts is not None:
         try:
             return CompiledProblem(domain, problem, parts)
-        except (KeyError, TypeError):  # an entry missing a part: translate it again
+        except (KeyError, TypeError, ValueError):  # a malformed entry: translate it again
             pass
     compiled = CompiledProblem(domain, problem)
     disk_cache.store(domain, problem, compiled.parts())
