@@ -23,6 +23,7 @@ an entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -51,6 +52,7 @@ def cache_dir() -> Path | None:
     return Path(base) / "mentorgym" / "alfworld-translations"
 
 
+@functools.cache  # importlib.metadata reads the package's files: about a millisecond a call
 def _translator_version() -> str:
     try:
         return metadata.version("fast_downward_textworld")
