@@ -220,8 +220,7 @@ def test_generated_games_are_already_translated_on_disk(tmp_path: Path) -> None:
     games = [json.loads(path.read_text()) for path in paths]
     assert len(games) == 2
     for game in games:
-        key = disk_cache.entry_key(game["pddl_domain"], game["pddl_problem"])
-        assert (disk_cache.cache_dir() / f"{key}.json.z").is_file()
+        assert disk_cache.entry_path(game["pddl_domain"], game["pddl_problem"]).is_file()
     clear_caches()
     disk_cache.stats.reset()
     engine = AlfredEngine()

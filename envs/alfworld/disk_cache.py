@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_VAR", "DiskStats", "cache_dir", "entry_key", "load", "stats", "store"]
+__all__ = ["ENV_VAR", "DiskStats", "cache_dir", "entry_key", "entry_path", "load", "stats", "store"]
 
 ENV_VAR = "MENTORGYM_ALFWORLD_TRANSLATIONS"
 #: Bumped whenever what :func:`store` writes changes shape.
@@ -69,6 +69,12 @@ def entry_key(domain: str, problem: str) -> str:
     return sha.hexdigest()
 
 
+def entry_path(domain: str, problem: str) -> Path | None:
+    """Where a problem's entry lives, or ``None`` when the cache is off."""
+    folder = cache_dir()
+    return None if folder is None else folder / f"{entry_key(domain, problem)}.json.z"
+
+
 class DiskStats:
     """Counts of entries read, written, missing and unreadable in this process."""
 
@@ -90,10 +96,9 @@ stats = DiskStats()
 
 def load(domain: str, problem: str) -> dict[str, Any] | None:
     """The stored parts of a problem's translation, or ``None`` (off, absent, unreadable)."""
-    folder = cache_dir()
-    if folder is None:
+    path = entry_path(domain, problem)
+    if path is None:
         return None
-    path = folder / f"{entry_key(domain, problem)}.json.z"
     try:
         blob = path.read_bytes()
     except OSError:
@@ -113,16 +118,15 @@ def load(domain: str, problem: str) -> dict[str, Any] | None:
 
 def store(domain: str, problem: str, parts: dict[str, Any]) -> None:
     """Write a translation's parts atomically; a folder that cannot be written is skipped."""
-    folder = cache_dir()
-    if folder is None:
+    path = entry_path(domain, problem)
+    if path is None:
         return
-    path = folder / f"{entry_key(domain, problem)}.json.z"
     plain = {**parts, "sas": parts["sas"].decode("utf-8"), "format": FORMAT}
     blob = zlib.compress(json.dumps(plain, separators=(",", ":")).encode("utf-8"), 1)
     # A unique temporary name: several processes may store the same game at once.
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(blob)
         os.replace(partial, path)
     except OSError:
