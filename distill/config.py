@@ -70,12 +70,27 @@ class TrainConfig:
     eval_every: int = 50  # steps between evaluations (0: only at the end)
     eval_panel: str | None = None  # panel name or JSON path; None: the env's default panel
     eval_episodes: int | None = None  # first N tasks of the panel (0: never evaluate)
+    # Train to a target (distill/target.py): stop at the first evaluation whose SR (percent)
+    # reaches it, total_steps being the cap; if the cap comes first, final/ holds the best
+    # evaluated weights. None: train total_steps and keep the last weights.
+    target_eval_sr: float | None = None
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
     train_split: str = "train"
     tensorboard: bool = True
     aggregation: str = "token-mean"  # or seq-mean-token-mean
     clip: float = 0.2  # PPO-clip epsilon
+
+    def __post_init__(self) -> None:
+        if self.target_eval_sr is not None:
+            if not 0 < self.target_eval_sr <= 100:
+                raise ValueError(
+                    f"target_eval_sr is a success rate in percent (0, 100], not {self.target_eval_sr}"
+                )
+            if not self.eval_every or self.eval_episodes == 0:
+                raise ValueError(
+                    "target_eval_sr needs evaluations: set eval_every > 0 and eval_episodes != 0"
+                )
 
     def turn_cap(self) -> int:
         if self.max_turns is not None:
@@ -111,6 +126,7 @@ class SFTConfig(TrainConfig):
     learning_rate: float = 1e-4  # (our default) SFT from scratch needs a far larger step than 1e-6
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.demo_unit not in ("turn", "trajectory"):
             raise ValueError(f"demo_unit must be 'turn' or 'trajectory', not {self.demo_unit!r}")
 

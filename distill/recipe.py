@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from distill.config import TrainConfig, load_config
 
 __all__ = [
@@ -31,11 +33,26 @@ TEACHERS_DIR = ROOT / "runs" / "teachers"
 def recipe_config(
     env_id: str, *, env_kwargs: dict[str, Any], prompt: dict[str, Any], **overrides: Any
 ) -> TrainConfig:
-    """The recipe's SFT run on ``env_id`` with those env and prompt settings, plus ``overrides``."""
-    return load_config(
-        TEACHER_RECIPE,
-        {"env_id": env_id, "env_kwargs": env_kwargs, "prompt": prompt, **overrides},
-    )
+    """The recipe's SFT run on ``env_id`` with those env and prompt settings, plus ``overrides``.
+
+    The recipe trains to a target SR on the env's dev panel (``target_eval_sr``,
+    ``eval_panel``). An env that ships no such panel (ALFWorld, WebShop) gets no target:
+    its teacher trains the recipe's ``total_steps`` and keeps the last weights.
+    """
+    values: dict[str, Any] = {"env_id": env_id, "env_kwargs": env_kwargs, "prompt": prompt}
+    if "eval_panel" not in overrides and not _has_panel(env_id, _recipe_fields().get("eval_panel")):
+        values.update(eval_panel=None, target_eval_sr=None)
+    return load_config(TEACHER_RECIPE, {**values, **overrides})
+
+
+def _recipe_fields() -> dict[str, Any]:
+    return yaml.safe_load(TEACHER_RECIPE.read_text()) or {}
+
+
+def _has_panel(env_id: str, name: str | None) -> bool:
+    from envs.panels import panel_path
+
+    return name is None or name.endswith(".json") or panel_path(env_id, name).is_file()
 
 
 def recipe_teacher_name(config: TrainConfig) -> str:
@@ -60,15 +77,22 @@ def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
     final = folder / "final"
     if (final / "config.json").exists():
         return str(final)
-    print(
-        f"training the embedded teacher for {config.env_id} (SFT on expert trajectories; runs once) ..."
-    )
     teacher_config = recipe_config(
         config.env_id,
         env_kwargs=config.env_kwargs,
         prompt=config.prompt,
         run_dir=str(folder),
         device=config.device,
+    )
+    goal = (
+        f"until it solves {teacher_config.target_eval_sr:g}% of panel {teacher_config.eval_panel}, "
+        f"at most {teacher_config.total_steps} steps"
+        if teacher_config.target_eval_sr is not None
+        else f"{teacher_config.total_steps} steps"
+    )
+    print(
+        f"training the embedded teacher for {config.env_id} "
+        f"(SFT on expert trajectories, {goal}; runs once) ..."
     )
     summary = train(teacher_config, resume=True, progress=not quiet)
     final_eval = summary.get("final", {})

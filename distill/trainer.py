@@ -330,11 +330,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         betas=config.adam_betas,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    start_step, cache = 0, {}
+    start_step, cache, stopped = 0, {}, False
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
         start_step, cache = state.step, state.extra.get("method_cache", {})
+        stopped = bool(state.extra.get("target_reached", False))
         if ref_model is not None and "ref_state" in state.extra:
             ref_model.load_state_dict(state.extra["ref_state"])
     train_model: torch.nn.Module = model
@@ -390,6 +391,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         else contextlib.nullcontext()
     )
     summary: dict[str, Any] = {}
+    tracker = None
+    if config.target_eval_sr is not None and rank == 0:
+        from distill.target import TargetTracker
+
+        tracker = TargetTracker.load(run_dir, config.target_eval_sr, resume=checkpoint is not None)
+    last_step = start_step
     try:
         evaluates = config.eval_episodes != 0  # 0 episodes: the caller evaluates (the study)
         if evaluates and (
@@ -402,7 +409,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if log:
                 log.log(0, **metrics)
             summary["initial"] = metrics
-        for step in range(start_step, config.total_steps):
+        for step in range(start_step, config.total_steps if not stopped else start_step):
             timings: dict[str, float] = {}
             started, env_before = time.perf_counter(), collector.env_seconds
             examples, metrics = method.make_examples(ctx, step)
@@ -473,7 +480,14 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             done = step + 1
             due = config.eval_every and done % config.eval_every == 0 or done == config.total_steps
             if due and evaluates:
-                row.update(evaluate_student(ctx, done))
+                evaluation = evaluate_student(ctx, done)
+                row.update(evaluation)
+                if config.target_eval_sr is not None:
+                    stopped = tracker.record(done, evaluation, model) if tracker else False
+                    if world > 1:  # every rank stops at the same step
+                        flag = torch.tensor(float(stopped))
+                        torch.distributed.broadcast(flag, src=0)
+                        stopped = bool(flag)
             if log:
                 log.log(done, **row)
             bar.update(1)
@@ -484,8 +498,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     if k in ("loss", "eval_sr", "reverse_kl", "nll", "beta", "reward")
                 }
             )
-            if rank == 0 and (done % config.checkpoint_every == 0 or done == config.total_steps):
-                extra = {"method_cache": ctx.cache}
+            last_step = done
+            if rank == 0 and (
+                done % config.checkpoint_every == 0 or done == config.total_steps or stopped
+            ):
+                extra = {"method_cache": ctx.cache, "target_reached": stopped}
                 if ref_model is not None:
                     extra["ref_state"] = ref_model.state_dict()
                 save_checkpoint(
@@ -501,6 +518,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             summary["final"] = {
                 k: v for k, v in row.items() if k.startswith("eval_")
             } or summary.get("final", {})
+            if stopped:
+                break
     finally:
         bar.close()
         collector.close()
@@ -508,6 +527,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             ctx.eval_collector.close()
         if log:
             log.close()
+    if tracker is not None:
+        # Missed the target within the cap: final/ gets the best evaluated weights.
+        tracker.restore_best(model, last_step)
+        summary["target"] = tracker.summary()
+        if tracker.best_metrics is not None:
+            summary["final"] = dict(tracker.best_metrics)
+        if not tracker.reached:
+            print(
+                f"warning: {run_dir} missed its target of {tracker.target:g}% SR within "
+                f"{config.total_steps} steps; final/ holds the best evaluation "
+                f"({tracker.best_sr:g}% at step {tracker.best_step})"
+            )
     if rank == 0:
         plot_curves(run_dir, title=f"{config.method} on {config.env_id}")
         student.model.save_pretrained(run_dir / "final")

@@ -323,3 +323,65 @@ def test_bad_games_settings_are_refused(tmp_path: Path, change, message) -> None
     path.write_text(ALFWORLD_FAMILY.replace(*change))
     with pytest.raises(ValueError, match=message):
         load_preset(path)
+
+
+def test_teachers_train_to_the_recipe_target_where_the_env_has_a_dev_panel(
+    tmp_path: Path,
+) -> None:
+    """A ToolMath teacher trains until it solves the recipe's share of dev-v1 (its step
+    count a cap); ALFWorld ships no dev panel, so its teacher trains fixed steps."""
+    from distill.recipe import recipe_config
+    from distill.study.runner import _teacher_config, _warm_start_config
+
+    recipe = recipe_config("ToolMath-v0", env_kwargs={}, prompt={})
+    assert recipe.target_eval_sr and recipe.eval_panel == "dev-v1" and recipe.eval_every > 0
+    webshop = recipe_config("WebShop-v0", env_kwargs={}, prompt={})
+    assert webshop.target_eval_sr is None and webshop.eval_panel is None
+    family = load_preset("cpu").families[0]
+    assert family.teacher == "recipe"
+    teacher = _teacher_config(tmp_path, family, "cpu")
+    assert (teacher.target_eval_sr, teacher.eval_panel) == (recipe.target_eval_sr, "dev-v1")
+    assert _warm_start_config(tmp_path, family, "mini", "cpu").eval_panel == "dev-v1"
+    alfworld = load_preset("cpu_alfworld").families[0]
+    config = _teacher_config(tmp_path, alfworld, "cpu")
+    assert config.target_eval_sr is None and config.eval_episodes == 0
+    smoke = load_preset("smoke").families[0]  # evaluations off: fixed steps, no target
+    config = _teacher_config(tmp_path, smoke, "cpu")
+    assert config.target_eval_sr is None and config.eval_episodes == 0
+
+
+def test_the_report_says_how_each_teacher_and_warm_start_was_trained() -> None:
+    panels = {"T test": {"sr": 10.0, "score": 10.0, "episodes": 10, "domain": "in"}}
+    reached = {"eval_sr": 30.0, "reached": True, "step": 3500, "best_eval_sr": 31.7}
+    missed = {"eval_sr": 10.0, "reached": False, "step": 2000, "best_eval_sr": 6.7}
+    teacher = {
+        "panels": panels,
+        "timings": {"steps": 3500.0},
+        "training": {"target": reached, "eval_curve": [[3000, 20.0], [3500, 31.7]]},
+    }
+    runs = [
+        {
+            "family": "f",
+            "size": size,
+            "method": "initial",
+            "seed": seed,
+            "panels": panels,
+            "timings": {"steps": 2500.0},
+            "training": training,
+        }
+        for size, training in (
+            ("micro", {"eval_curve": []}),
+            ("mini", {"target": missed, "eval_curve": [[2000, 6.7], [2500, 5.0]]}),
+        )
+        for seed in range(2)
+    ]
+    table = markdown({"runs": runs, "teachers": {"f": teacher}})
+    assert (
+        "| f | teacher | 3,500 | 30% SR: reached at step 3,500 | 3,000: 20.0, 3,500: 31.7 |"
+        in table
+    )
+    assert "| f | micro warm start | 2,500 | fixed steps | - |" in table
+    assert "| f | mini warm start | 2,500 | 10% SR: **missed**; best 6.7% (step 2,000) kept |" in (
+        table
+    )
+    assert table.count("mini warm start") == 1  # one row per warm start, not per seed

@@ -226,6 +226,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {family} | {label} | {panel['sr']:.1f} | {panel['score']:.1f} | {panel['episodes']} |"
             )
+    lines += _training_table(results)
     methods = _method_order(results)
     for family in dict.fromkeys(r["family"] for r in rows):
         family_rows = [r for r in rows if r["family"] == family]
@@ -305,6 +306,43 @@ def markdown(results: dict[str, Any]) -> str:
             f"{timing['tokens_trained']:.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _training_table(results: dict[str, Any]) -> list[str]:
+    """How each teacher and warm start was trained: to a target SR on a dev panel (reached,
+    and when) or for fixed steps, with its evaluations along the way."""
+    models: list[tuple[str, str, dict[str, Any]]] = []
+    for family, record in results["teachers"].items():
+        models.append((family, "teacher", record or {}))
+    seen = set()
+    for run in results["runs"]:
+        key = (run["family"], run["size"])
+        if run["method"] == "initial" and run.get("training") and key not in seen:
+            seen.add(key)
+            models.append((run["family"], f"{run['size']} warm start", run))
+    lines = [
+        "",
+        "### How the teachers and initial students were trained",
+        "",
+        "| family | model | steps | trained to | evaluation SR along the way (step: SR) |",
+        "|---|---|---|---|---|",
+    ]
+    for family, model, record in models:
+        training = record.get("training") or {}
+        target = training.get("target")
+        steps = int((record.get("timings") or {}).get("steps", 0))
+        if target is None:
+            goal = "fixed steps"
+        elif target["reached"]:
+            goal = f"{target['eval_sr']:g}% SR: reached at step {target['step']:,}"
+        else:
+            goal = (
+                f"{target['eval_sr']:g}% SR: **missed**; best {target['best_eval_sr']:.1f}% "
+                f"(step {target['step']:,}) kept"
+            )
+        curve = ", ".join(f"{step:,}: {sr:.1f}" for step, sr in training.get("eval_curve", []))
+        lines.append(f"| {family} | {model} | {steps:,} | {goal} | {curve or '-'} |")
+    return lines if len(lines) > 5 else []
 
 
 def _domain(rows: list[dict[str, Any]], panel: str) -> str:

@@ -23,6 +23,7 @@ episodes sampled at temperature 1 for the per-turn KL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -101,16 +102,14 @@ def _teacher_config(out: Path, family: Family, device: str) -> Any:
     """The SFT run that trains ``family``'s teacher (the embedded recipe's run for `recipe`)."""
     if family.teacher == "recipe":
         return _recipe_config(family, {"device": device})
-    return _recipe_config(
-        family,
-        {
-            "run_dir": str(teacher_dir(out, family)),
-            "device": device,
-            "eval_episodes": 0,  # the study evaluates the teacher on every panel itself
-            **family.teacher,
-        },
-        out,
-    )
+    overrides = {"run_dir": str(teacher_dir(out, family)), "device": device, **family.teacher}
+    if not overrides.get("eval_every", 1) or overrides.get("eval_episodes") == 0:
+        overrides.setdefault("target_eval_sr", None)  # evaluations off: no target to train to
+    config = _recipe_config(family, overrides, out)
+    if config.target_eval_sr is None and "eval_episodes" not in family.teacher:
+        # Nothing to train to: the study evaluates the teacher on every panel itself.
+        config = dataclasses.replace(config, eval_episodes=0)
+    return config
 
 
 def _warm_start_config(out: Path, family: Family, size: str, device: str) -> Any:
@@ -123,8 +122,11 @@ def _warm_start_config(out: Path, family: Family, size: str, device: str) -> Any
             "seed": 0,  # one initial student for every seed and method
             "run_dir": str(warm_start_dir(out, family, size)),
             "device": device,
+            # Fixed steps unless the preset gives a target; the study evaluates the initial
+            # student on its panels itself.
             "eval_every": 0,
-            "eval_episodes": 0,  # the study evaluates the initial student itself
+            "eval_episodes": 0,
+            "target_eval_sr": None,
             **(family.warm_start or {}),
         },
         out,
@@ -144,8 +146,9 @@ def _build_teacher(out: Path, family: Family, device: str, *, progress: bool) ->
     folder.mkdir(parents=True, exist_ok=True)
     # Copy (not link): the study's folder stays whole if runs/teachers is cleaned up.
     shutil.copytree(final, folder / "final.partial", dirs_exist_ok=True)
-    if (final.parent / "metrics.jsonl").is_file():
-        shutil.copy2(final.parent / "metrics.jsonl", folder / "metrics.jsonl")
+    for name in ("metrics.jsonl", "summary.json"):
+        if (final.parent / name).is_file():
+            shutil.copy2(final.parent / name, folder / name)
     (folder / "final.partial").rename(folder / "final")
 
 
@@ -206,6 +209,19 @@ def _run_timings(run_dir: Path) -> dict[str, float]:
     timings["steps"] = float(len(rows))
     timings["tokens_trained"] = float(sum(r.get("tokens", 0.0) for r in rows))
     return timings
+
+
+def _training_record(run_dir: Path) -> dict[str, Any]:
+    """How a teacher or warm start was trained: its target (if any: reached, at which step)
+    and its evaluations along the way, from the run's summary and metrics."""
+    summary = _read_json(run_dir / "summary.json") or {}
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    curve = [[r["step"], r["eval_sr"]] for r in rows if "eval_sr" in r and r["step"] > 0]
+    record: dict[str, Any] = {"eval_curve": curve}
+    if summary.get("target"):
+        record["target"] = summary["target"]
+    return record
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -402,7 +418,12 @@ def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -
     evaluation = _evaluate(
         str(folder / "final"), family, out=out, seed=0, teacher=None, settings=settings
     )
-    record = {**evaluation, "wall_s": wall, "timings": _run_timings(folder)}
+    record = {
+        **evaluation,
+        "wall_s": wall,
+        "timings": _run_timings(folder),
+        "training": _training_record(folder),
+    }
     if family.games is not None:
         generated = _read_json(games_dir(out, family) / GAMES_FILE) or {}
         record["games_s"] = games_wall or generated.get("wall_s", 0.0)
@@ -452,7 +473,11 @@ def run_study(
             )
             if family.warm_start is not None:
                 folder = warm_start_dir(out, family, size)
-                record.update(wall_s=warm_wall, timings=_run_timings(folder))
+                record.update(
+                    wall_s=warm_wall,
+                    timings=_run_timings(folder),
+                    training=_training_record(folder),
+                )
             _write_json(path, record)
         bar.update(1)
     for family, size, method, seed in cells:
