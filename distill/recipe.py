@@ -8,12 +8,11 @@ family says ``teacher: recipe`` (tools/study.py).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from distill.config import TrainConfig, load_config
 
@@ -39,14 +38,13 @@ def recipe_config(
     ``eval_panel``). An env that ships no such panel (ALFWorld, WebShop) gets no target:
     its teacher trains the recipe's ``total_steps`` and keeps the last weights.
     """
-    values: dict[str, Any] = {"env_id": env_id, "env_kwargs": env_kwargs, "prompt": prompt}
-    if "eval_panel" not in overrides and not _has_panel(env_id, _recipe_fields().get("eval_panel")):
-        values.update(eval_panel=None, target_eval_sr=None)
-    return load_config(TEACHER_RECIPE, {**values, **overrides})
-
-
-def _recipe_fields() -> dict[str, Any]:
-    return yaml.safe_load(TEACHER_RECIPE.read_text()) or {}
+    config = load_config(
+        TEACHER_RECIPE,
+        {"env_id": env_id, "env_kwargs": env_kwargs, "prompt": prompt, **overrides},
+    )
+    if "eval_panel" not in overrides and not _has_panel(env_id, config.eval_panel):
+        config = dataclasses.replace(config, eval_panel=None, target_eval_sr=None)
+    return config
 
 
 def _has_panel(env_id: str, name: str | None) -> bool:

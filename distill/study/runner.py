@@ -32,6 +32,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from distill.metrics import read_metrics
 from distill.study.presets import METHOD_VARIANTS, EvalSpec, Family, Preset
 from envs.fileio import atomic_write_text
 
@@ -199,9 +200,7 @@ def _train(config: Any, *, progress: bool) -> float:
 
 def _run_timings(run_dir: Path) -> dict[str, float]:
     """Mean seconds per step in each part, and the tokens trained, from a run's metrics."""
-    path = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-    rows = [r for r in rows if "time_optimise_s" in r]
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "time_optimise_s" in r]
     if not rows:
         return {}
     parts = ("time_rollout_s", "time_env_s", "time_scoring_s", "time_optimise_s")
@@ -215,8 +214,7 @@ def _training_record(run_dir: Path) -> dict[str, Any]:
     """How a teacher or warm start was trained: its target (if any: reached, at which step)
     and its evaluations along the way, from the run's summary and metrics."""
     summary = _read_json(run_dir / "summary.json") or {}
-    path = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    rows = read_metrics(run_dir / "metrics.jsonl")
     curve = [[r["step"], r["eval_sr"]] for r in rows if "eval_sr" in r and r["step"] > 0]
     record: dict[str, Any] = {"eval_curve": curve}
     if summary.get("target"):
