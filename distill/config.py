@@ -30,6 +30,8 @@ __all__ = [
 DEFAULT_TURN_CAPS = {"ALFWorld-v0": 30, "ScienceWorld-v0": 30, "WebShop-v0": 15}
 #: Tool tasks: MENTOR's 5 tool turns (the env ends an episode after them) plus the final answer.
 TOOL_TURN_CAP = 6
+#: How a student may act in evaluations (agents.hf.HFAgent's modes).
+EVAL_MODES = ("generate", "rank")
 
 
 @dataclass
@@ -66,6 +68,9 @@ class TrainConfig:
     device: str = "cpu"
     train_temperature: float = 1.0  # sampling temperature of training rollouts
     eval_temperature: float = 0.4  # pure-student evaluation
+    # How the student acts in evaluations: "generate", or "rank" (score every admissible
+    # action and take the likeliest, as the study evaluates ALFWorld students).
+    eval_mode: str = "generate"
     max_new_tokens: int = 512  # responses capped at 512 tokens
     eval_every: int = 50  # steps between evaluations (0: only at the end)
     eval_panel: str | None = None  # panel name or JSON path; None: the env's default panel
@@ -82,6 +87,8 @@ class TrainConfig:
     clip: float = 0.2  # PPO-clip epsilon
 
     def __post_init__(self) -> None:
+        if self.eval_mode not in EVAL_MODES:
+            raise ValueError(f"eval_mode must be one of {list(EVAL_MODES)}, not {self.eval_mode!r}")
         if self.target_eval_sr is not None:
             if not 0 < self.target_eval_sr <= 100:
                 raise ValueError(

@@ -19,6 +19,7 @@ from envs.multiagent.selectors import FixedSelector
 from envs.panels import Panel, load_panel
 
 __all__ = [
+    "acting_mode",
     "find_panel",
     "panel_requests",
     "per_turn_kl",
@@ -77,6 +78,23 @@ def sampling_temperature(agent: Any, temperature: float) -> Iterator[None]:
         agent.defaults = saved
 
 
+@contextlib.contextmanager
+def acting_mode(agent: Any, mode: str | None) -> Iterator[None]:
+    """Let ``agent`` (an ``HFAgent``) act in ``mode`` ("generate" or "rank") inside the block.
+
+    None keeps the agent's own mode. Ranking needs the env's admissible actions in
+    ``info`` (the collector's envs must list them); where a state has none, the
+    agent generates for that turn.
+    """
+    saved = agent.mode
+    if mode is not None:
+        agent.mode = mode
+    try:
+        yield
+    finally:
+        agent.mode = saved
+
+
 def play_panel(
     collector: RolloutCollector,
     panel: Panel,
@@ -86,8 +104,12 @@ def play_panel(
     max_turns: int,
     rank: int = 0,
     world_size: int = 1,
+    mode: str | None = None,
 ) -> list[Rollout]:
-    """The collector's student plays ``panel`` at ``temperature``; the rollouts in panel order."""
+    """The collector's student plays ``panel`` at ``temperature``; the rollouts in panel order.
+
+    ``mode`` ("generate" or "rank") overrides how the student acts (None: its own mode).
+    """
     playable = collector.pool.get_attr("task_ids")[0]
     requests = panel_requests(
         panel,
@@ -97,7 +119,7 @@ def play_panel(
         rank=rank,
         world_size=world_size,
     )
-    with sampling_temperature(collector.student, temperature):
+    with sampling_temperature(collector.student, temperature), acting_mode(collector.student, mode):
         return collector.collect(requests)
 
 

@@ -35,7 +35,7 @@ def recipe_config(
     """The recipe's SFT run on ``env_id`` with those env and prompt settings, plus ``overrides``.
 
     The recipe trains to a target SR on the env's dev panel (``target_eval_sr``,
-    ``eval_panel``). An env that ships no such panel (ALFWorld, WebShop) gets no target:
+    ``eval_panel``). An env that ships no such panel (WebShop) gets no target:
     its teacher trains the recipe's ``total_steps`` and keeps the last weights.
     """
     config = load_config(

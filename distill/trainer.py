@@ -239,13 +239,19 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
             config.env_id,
             student=ctx.student,
             num_envs=config.num_envs,
-            env_kwargs={**config.env_kwargs, "split": panel.split},
+            # Ranking reads the admissible actions from the env's info.
+            env_kwargs={
+                **config.env_kwargs,
+                **({"admissible_actions": "full"} if config.eval_mode == "rank" else {}),
+                "split": panel.split,
+            },
             mode=config.env_mode,
         )
     rollouts = play_panel(
         ctx.eval_collector,
         panel,
         temperature=config.eval_temperature,
+        mode=config.eval_mode,
         episodes=config.eval_episodes,
         max_turns=config.turn_cap(),
         rank=ctx.rank,

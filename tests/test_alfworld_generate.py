@@ -60,6 +60,22 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path: Path) -> None:
     assert a != c
 
 
+def test_a_split_does_not_change_when_another_split_is_added(tmp_path: Path) -> None:
+    """Adding dev games leaves train's files as they were (draws are seeded per split), so
+    a study's generated set holds the shipped panels' games whatever its counts."""
+    generate_dataset(tmp_path / "a", seed=5, **SMALL)
+    with_dev = {
+        **SMALL,
+        "games_per_type": {"train": 2, "dev": 1},
+        "floor_plans": {**BATHROOMS, "dev": BATHROOMS["train"]},
+    }
+    generate_dataset(tmp_path / "b", seed=5, **with_dev)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert {k: v for k, v in b.items() if k.startswith("json_2.1.1/train/")} == a
+    dev = [k for k in b if k.startswith("json_2.1.1/dev/")]
+    assert len(dev) == 3 and "_dev_" in dev[0]
+
+
 def test_games_are_in_the_official_layout_and_format(tmp_path: Path) -> None:
     report = generate_dataset(tmp_path, seed=3, **SMALL)
     for game in report.games:
@@ -142,7 +158,7 @@ def test_the_shipped_games_are_the_documented_set() -> None:
     shipped = ShippedGames()
     assert SHIPPED_GAMES.stat().st_size < 4_000_000
     counts = {split: len(shipped.task_ids(split)) for split in SPLITS}
-    assert counts == {"train": 36, "valid_seen": 18, "valid_unseen": 18}
+    assert counts == {"train": 36, "dev": 18, "valid_seen": 18, "valid_unseen": 18}
     assert shipped.generator["seed"] == 0 and shipped.generator["verify"] == "both"
     panels = {p.name: p for p in list_panels("ALFWorld-v0")}
     for panel in panels.values():
@@ -154,6 +170,9 @@ def test_the_shipped_games_are_the_documented_set() -> None:
     ]
     assert list(panels["valid_unseen-v1"].task_ids) == shipped.task_ids("valid_unseen")
     assert list(panels["valid_seen-v1"].task_ids) == shipped.task_ids("valid_seen")
+    # The dev panel (what a run stops on) is the whole dev split, apart from train.
+    assert list(panels["dev-v1"].task_ids) == shipped.task_ids("dev")
+    assert not set(shipped.task_ids("dev")) & set(shipped.task_ids("train"))
 
 
 def test_cli_generates_and_rejects_bad_arguments(
@@ -190,6 +209,9 @@ def test_cli_generates_and_rejects_bad_arguments(
     assert "not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["generate", "--out", str(tmp_path), "--train", "-1"])
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--out", str(tmp_path), "--dev", "-1"])
+    assert "--dev must be at least 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*argv, "--task-types", "9"])
     assert cli.main([*argv, "--overwrite", "--seen-floor-plans", "9999"]) == 1  # no such floor plan

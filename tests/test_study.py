@@ -294,7 +294,12 @@ def test_an_alfworld_family_generates_its_games_once_and_every_run_plays_them(
     assert runner._ensure_games(out, family, progress=False) >= 0.0
     ((where, kwargs),) = calls
     assert where.name == "games.partial" and not where.exists()  # renamed when complete
-    assert kwargs["games_per_type"] == {"train": 3, "valid_seen": 3, "valid_unseen": 0}
+    assert kwargs["games_per_type"] == {
+        "train": 3,
+        "dev": 0,
+        "valid_seen": 3,
+        "valid_unseen": 0,
+    }
     assert kwargs["jobs"] == 2 and kwargs["seed"] == 0
     games = out / "alfworld" / "games"
     assert json.loads((games / "games.json").read_text())["games"] == 36
@@ -329,7 +334,8 @@ def test_teachers_train_to_the_recipe_target_where_the_env_has_a_dev_panel(
     tmp_path: Path,
 ) -> None:
     """A ToolMath teacher trains until it solves the recipe's share of dev-v1 (its step
-    count a cap); ALFWorld ships no dev panel, so its teacher trains fixed steps."""
+    count a cap); the ALFWorld preset's teacher trains to its own target on ALFWorld's
+    dev-v1, ranking; WebShop ships no dev panel, so a recipe teacher there trains fixed steps."""
     from distill.recipe import recipe_config
     from distill.study.runner import _teacher_config, _warm_start_config
 
@@ -344,7 +350,9 @@ def test_teachers_train_to_the_recipe_target_where_the_env_has_a_dev_panel(
     assert _warm_start_config(tmp_path, family, "mini", "cpu").eval_panel == "dev-v1"
     alfworld = load_preset("cpu_alfworld").families[0]
     config = _teacher_config(tmp_path, alfworld, "cpu")
-    assert config.target_eval_sr is None and config.eval_episodes == 0
+    assert (config.target_eval_sr, config.eval_panel, config.eval_mode) == (33, "dev-v1", "rank")
+    assert config.env_kwargs["data_dir"] == str(tmp_path / "alfworld" / "games")
+    assert recipe_config("ALFWorld-v0", env_kwargs={}, prompt={}).eval_panel == "dev-v1"
     smoke = load_preset("smoke").families[0]  # evaluations off: fixed steps, no target
     config = _teacher_config(tmp_path, smoke, "cpu")
     assert config.target_eval_sr is None and config.eval_episodes == 0

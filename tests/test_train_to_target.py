@@ -101,3 +101,43 @@ def test_a_target_without_evaluations_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         small_config("sft", tmp_path, **overrides)
+
+
+def test_the_periodic_evaluation_can_rank_on_alfworlds_dev_panel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval_mode=rank: the student picks among the admissible actions in every evaluation
+    turn (as the study evaluates ALFWorld students), on dev games apart from train."""
+    from agents.hf import HFAgent
+    from distill.evaluation import find_panel
+
+    ranked_tasks: list[str] = []
+    original = HFAgent._rank_turns
+
+    def spy(self, states, prompts):
+        ranked_tasks.extend(state.info["task_id"] for state in states)
+        return original(self, states, prompts)
+
+    monkeypatch.setattr(HFAgent, "_rank_turns", spy)
+    config = small_config(
+        "sft",
+        tmp_path,
+        env_id="ALFWorld-v0",
+        total_steps=1,
+        eval_every=1,
+        eval_panel="dev-v1",
+        eval_episodes=2,
+        eval_mode="rank",
+        max_turns=2,
+        successful_only=False,  # two turns win no game; the demos only need to exist
+    )
+    summary = trainer.train(config, progress=False)
+    assert summary["final"]["eval_episodes"] == 2
+    dev = find_panel("ALFWorld-v0", "dev-v1")
+    assert set(ranked_tasks) == set(dev.task_ids[:2])
+    assert all(task.startswith("dev/") for task in dev.task_ids)
+
+
+def test_an_unknown_eval_mode_is_refused_with_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"eval_mode must be one of \['generate', 'rank'\]"):
+        small_config("sft", tmp_path, eval_mode="beam")

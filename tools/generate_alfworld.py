@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "generate",
         help="write new games (each checked solvable)",
         description="Write N games of each task type per split under OUT (an ALFWORLD_DATA folder). "
-        "train and valid_seen use the same floor plans; valid_unseen uses held-out ones. "
+        "train, dev and valid_seen use the same floor plans; valid_unseen uses held-out ones. "
         "The same arguments give the same files, whatever --jobs is.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -72,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     gen.add_argument(
         "--valid-seen", type=int, default=2, metavar="N", help="games per task type in valid_seen"
+    )
+    gen.add_argument(
+        "--dev",
+        type=int,
+        default=0,
+        metavar="N",
+        help="games per task type in dev (seen floor plans; for stopping runs, apart from valid)",
     )
     gen.add_argument(
         "--valid-unseen",
@@ -105,7 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seen-floor-plans",
         type=_numbers,
         metavar="LIST",
-        help="floor plans of train and valid_seen, e.g. '1,2,201' (default: all but the held-out ones)",
+        help="floor plans of train, dev and valid_seen, e.g. '1,2,201' (default: all but the held-out ones)",
     )
     gen.add_argument(
         "--unseen-floor-plans",
@@ -164,7 +171,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 normalise_task_types(args.task_types)
             except ValueError as error:
                 parser.error(str(error))
-        for name in ("train", "valid_seen", "valid_unseen", "max_steps", "max_attempts", "jobs"):
+        for name in (*SPLITS, "max_steps", "max_attempts", "jobs"):
             least = 0 if name in SPLITS else 1
             if getattr(args, name) < least:
                 parser.error(f"--{name.replace('_', '-')} must be at least {least}")
@@ -174,7 +181,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_generate(args: argparse.Namespace) -> int:
     from envs.alfworld.generate import generate_dataset, write_public_text
 
-    counts = {"train": args.train, "valid_seen": args.valid_seen, "valid_unseen": args.valid_unseen}
+    counts = {
+        "train": args.train,
+        "dev": args.dev,
+        "valid_seen": args.valid_seen,
+        "valid_unseen": args.valid_unseen,
+    }
     total = sum(counts.values()) * len(args.task_types or TASK_TYPES)
     started = time.perf_counter()
     done = 0
@@ -204,6 +216,7 @@ def run_generate(args: argparse.Namespace) -> int:
             planner_memory_mb=args.planner_memory_mb,
             floor_plans={
                 "train": args.seen_floor_plans,
+                "dev": args.seen_floor_plans,
                 "valid_seen": args.seen_floor_plans,
                 "valid_unseen": args.unseen_floor_plans,
             },

@@ -21,8 +21,9 @@ A preset is a YAML file (``configs/study/<name>.yaml``)::
         method_train: {sft: {rollouts_per_step: 24}}     # one method's overrides
         kl_episodes: 20                      # student episodes scored for the per-turn KL
         games: {train: 100, valid_seen: 10}  # ALFWorld only: generate the family's games first
-                                             # (tools/generate_alfworld.py; also valid_unseen,
-                                             # seed, jobs); every run and panel plays them
+                                             # (tools/generate_alfworld.py; also dev,
+                                             # valid_unseen, seed, jobs); every run and
+                                             # panel plays them
         eval:
           - {env_id: ToolMath-v0, panel: test-v1, env_kwargs: {levels: [2, 3, 4]},
              episodes: 60, domain: in}
@@ -210,7 +211,7 @@ def _family(name: str, data: Any, where: str) -> Family:
     )
 
 
-GAME_KEYS = ("train", "valid_seen", "valid_unseen", "seed", "jobs")
+GAME_KEYS = ("train", "dev", "valid_seen", "valid_unseen", "seed", "jobs")
 
 
 def _games(value: Any, env_id: str, where: str) -> dict[str, int] | None:

@@ -370,11 +370,11 @@ def _ensure_games(out: Path, family: Family, *, progress: bool) -> float:
     folder = games_dir(out, family)
     if family.games is None or (folder / GAMES_FILE).is_file():
         return 0.0
-    from envs.alfworld.data import TASK_TYPES
+    from envs.alfworld.data import SPLITS, TASK_TYPES
     from envs.alfworld.generate import generate_dataset
 
     settings = family.games
-    counts = {s: settings.get(s, 0) for s in ("train", "valid_seen", "valid_unseen")}
+    counts = {s: settings.get(s, 0) for s in SPLITS}
     partial = folder.with_name(folder.name + ".partial")
     per_type = sum(counts.values())
     tqdm.write(f"[{family.name}] generating ALFWorld games: {counts} per task type")

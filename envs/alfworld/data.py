@@ -3,7 +3,7 @@
 The official layout (what ``alfworld-download`` produces, and what
 :mod:`envs.alfworld.generate` writes)::
 
-    <ALFWORLD_DATA>/json_2.1.1/{train,valid_seen,valid_unseen}/<task>/<trial>/
+    <ALFWORLD_DATA>/json_2.1.1/{train,dev,valid_seen,valid_unseen}/<task>/<trial>/
         traj_data.json      task type and parameters (the hand-coded expert reads them)
         game.tw-pddl        JSON: pddl_domain, grammar, pddl_problem, solvable, walkthrough
         initial_state.pddl  the problem alone (only needed to build game.tw-pddl)
@@ -19,6 +19,11 @@ id is the game's path relative to the ``json_2.1.1`` folder, e.g.
 package (``envs/alfworld/data/alfworld-generated.json``): the same game dicts
 and task ids as the official-layout directory they were packed from, with the
 shared domain and grammar stored once.
+
+``dev`` is this project's split, not ALFWorld's: generated games on the train
+floor plans, kept apart from train so that a run can be stopped on them
+(a teacher trained to a target) without touching the validation panels.
+Official data has no ``dev`` folder, so its dev split is empty.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ TASK_TYPES: dict[int, str] = {
     5: "pick_cool_then_place_in_recep",
     6: "pick_two_obj_and_place",
 }
-SPLITS: tuple[str, ...] = ("train", "valid_seen", "valid_unseen")
+SPLITS: tuple[str, ...] = ("train", "dev", "valid_seen", "valid_unseen")
 GAME_FILE = "game.tw-pddl"
 TRAJ_FILE = "traj_data.json"
 PDDL_FILE = "initial_state.pddl"

@@ -26,7 +26,8 @@ relative to ``json_2.1.1`` (``valid_seen/<task>/<trial>/game.tw-pddl``).
 Keyword arguments (besides the contract's ``split``, ``admissible_actions``,
 ``expert``, ``render_mode``):
 
-* ``split``: ``train`` (default), ``valid_seen`` or ``valid_unseen``;
+* ``split``: ``train`` (default), ``dev`` (generated games only: held out
+  from train on the same floor plans), ``valid_seen`` or ``valid_unseen``;
 * ``expert``: ``True`` or ``"handcoded"`` (ALFWorld's hand-coded expert,
   which only uses what the agent has seen), ``"planner"`` (Fast Downward's
   plan from the current state; it knows where hidden objects are), ``False``;
@@ -46,7 +47,7 @@ from collections.abc import Iterable
 from os import PathLike
 from typing import Any
 
-from envs.alfworld.data import GameRecord, GameSource, resolve_source
+from envs.alfworld.data import SPLITS, GameRecord, GameSource, resolve_source
 from envs.alfworld.engine import AlfredEngine, EngineError
 from envs.alfworld.experts import EXPERT_TYPES, HandcodedExpert, make_expert
 from envs.core import BackendError, TextEnv, Transition
@@ -96,7 +97,7 @@ def _task_sentence(intro: str) -> str:
 class ALFWorldEnv(TextEnv):
     """ALFWorld text games on TextWorld's PDDL engine (see the module docstring)."""
 
-    splits = ("train", "valid_seen", "valid_unseen")
+    splits = SPLITS
     invalid_observation = "Nothing happens."
 
     def __init__(

@@ -27,7 +27,8 @@ scenes, and such a draw is dropped.
 
 Splits follow ALFRED: ``train`` and ``valid_seen`` use the same (seen) floor
 plans, ``valid_unseen`` uses held-out floor plans (:data:`UNSEEN_FLOOR_PLANS`,
-one per room type). Every random draw comes from a stream seeded by
+one per room type). ``dev``, this project's addition, uses the seen floor plans
+too: games to stop a training run on, apart from the validation panels. Every random draw comes from a stream seeded by
 ``(seed, split, task type, index, attempt)``, so the same arguments give the
 same files, whatever the number of worker processes.
 
@@ -873,7 +874,7 @@ def _run_job(job: _Job) -> GeneratedGame:
 
 
 def default_floor_plans(split: str) -> tuple[int, ...]:
-    """Seen floor plans for ``train``/``valid_seen``, held-out ones for ``valid_unseen``."""
+    """Seen floor plans for ``train``/``dev``/``valid_seen``, held-out ones for ``valid_unseen``."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
     if split == "valid_unseen":
@@ -975,7 +976,7 @@ def generate_dataset(
             "unseen_floor_plans": list(plans["valid_unseen"]),
         },
     )
-    if floor_plans:
+    if floor_plans and any(floor_plans.get(split) for split in SPLITS):
         report.config["floor_plans"] = {split: list(numbers) for split, numbers in plans.items()}
     if jobs == 1:
         results: Iterable[GeneratedGame] = map(_run_job, job_list)
