@@ -630,7 +630,7 @@ class CachedPddlEnv(PddlEnv):
 
     def reset(self) -> GameState:
         # PddlEnv.reset, except that the state comes from the cached translation, and the
-        # first reset after a load reuses the state load built (a third of a reset's time).
+        # first reset after a load reuses the state load built instead of building another.
         if not self._state_is_initial:
             self._pddl_state = _CachedPddlState(self.downward_lib, self._compiled, self._logic)
         self._state_is_initial = False

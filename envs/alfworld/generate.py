@@ -28,9 +28,10 @@ scenes, and such a draw is dropped.
 Splits follow ALFRED: ``train`` and ``valid_seen`` use the same (seen) floor
 plans, ``valid_unseen`` uses held-out floor plans (:data:`UNSEEN_FLOOR_PLANS`,
 one per room type). ``dev``, this project's addition, uses the seen floor plans
-too: games to stop a training run on, apart from the validation panels. Every random draw comes from a stream seeded by
-``(seed, split, task type, index, attempt)``, so the same arguments give the
-same files, whatever the number of worker processes.
+too: games to stop a training run on, apart from the validation panels. Every
+random draw comes from a stream seeded by ``(seed, split, task type, index,
+attempt)``, so the same arguments give the same files, whatever the number of
+worker processes, and one split's games do not depend on the other splits' counts.
 
 :func:`compile_directory` is the counterpart of ``alfworld-generate``: it
 builds ``game.tw-pddl`` files for trials that have ``traj_data.json`` and
