@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from distill.study.presets import METHOD_VARIANTS, load_preset
 from distill.study.report import ci95, contrasts, diff_ci95, markdown, summarise
@@ -99,6 +100,39 @@ def test_a_finished_study_is_not_trained_again(smoke_study, monkeypatch) -> None
     assert study.main(["--preset", "smoke", "--out", str(out), "--quiet"]) == 0
     after = json.loads((out / "results.json").read_text())
     assert after["runs"] == json.loads(before)["runs"]
+
+
+def test_students_trained_two_at_once_match_those_trained_one_at_a_time(
+    smoke_study, tmp_path: Path
+) -> None:
+    """--jobs 2 runs cells in two worker processes; at the same threads per run (one here)
+    every record is the one a one-job run writes, and unfinished work is all that runs."""
+    import shutil
+
+    from distill.study import runner
+
+    out, _ = smoke_study
+    data = yaml.safe_load((ROOT / "configs" / "study" / "smoke.yaml").read_text())
+    family = data["families"]["tool"]
+    family["methods"] = ["opd", "grpo"]
+    family["method_train"] = {"grpo": family["method_train"]["grpo"]}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    preset = load_preset(path)
+    assert [cell[2] for cell in preset.cells()] == ["opd", "grpo"]
+    again = tmp_path / "out"
+    for part in ("teacher", "micro/warmstart"):  # built stages are reused, not rebuilt
+        shutil.copytree(out / "tool" / part, again / "tool" / part)
+    results = runner.run_study(preset, again, progress=False, jobs=2)
+    one_job = json.loads((out / "results.json").read_text())
+    expected = {(r["size"], r["method"], r["seed"]): r for r in one_job["runs"]}
+    assert len(results["runs"]) == 3  # the initial student and the two cells
+    for run in results["runs"]:
+        twin = expected[(run["size"], run["method"], run["seed"])]
+        assert run["panels"] == twin["panels"], run["method"]
+        assert run["kl_by_turn"] == twin["kl_by_turn"], run["method"]
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        runner.run_study(preset, again, progress=False, jobs=0)
 
 
 def test_a_recipe_teacher_is_built_once_and_copied_into_the_study(

@@ -429,12 +429,138 @@ def _ensure_teacher(out: Path, family: Family, *, device: str, progress: bool) -
     return record
 
 
+_LOADED_TEACHERS: dict[str, Any] = {}  # per process: a worker loads each teacher once
+
+
+def _teacher_agent(out: Path, family: Family) -> Any:
+    """The family's teacher as an agent (it scores student episodes for the per-turn KL)."""
+    folder = teacher_dir(out, family) / "final"
+    if str(folder) not in _LOADED_TEACHERS:
+        _LOADED_TEACHERS[str(folder)] = _agent(str(folder), family, tokenizer_dir=folder, seed=0)
+    return _LOADED_TEACHERS[str(folder)]
+
+
+def _initial_size(
+    out: Path, family: Family, size: str, seeds: list[int], *, device: str, progress: bool
+) -> None:
+    """Warm-start ``size`` (if the family says so) and evaluate it for each seed lacking a record."""
+    for seed in seeds:
+        path = cell_dir(out, family, size, "initial", seed) / EVAL_FILE
+        if path.is_file():
+            continue
+        warm_wall = _ensure_warm_start(out, family, size, device=device, progress=progress)
+        record = _evaluate(
+            initial_student(out, family, size),
+            family,
+            out=out,
+            seed=seed,
+            teacher=_teacher_agent(out, family),
+            settings=_family_settings(family),
+        )
+        if family.warm_start is not None:
+            folder = warm_start_dir(out, family, size)
+            record.update(
+                wall_s=warm_wall,
+                timings=_run_timings(folder),
+                training=_training_record(folder),
+            )
+        _write_json(path, record)
+
+
+def _cell(out: Path, family: Family, size: str, method: str, seed: int, *, device: str) -> None:
+    """Train (or finish) one cell and evaluate it, unless its record exists."""
+    folder = cell_dir(out, family, size, method, seed)
+    if (folder / EVAL_FILE).is_file():
+        return
+    wall = 0.0
+    if not (folder / "final" / "config.json").is_file():
+        config = _cell_config(out, family, size, method, seed, device)
+        try:
+            wall = _train(config, progress=False)
+        except RuntimeError as error:
+            # A method that cannot run here (SFT on a teacher that wins no episode has
+            # no demonstrations) is a result to report, not a reason to stop the study.
+            tqdm.write(f"[{family.name}/{size}/{method}/seed{seed}] failed: {error}")
+            _write_json(folder / EVAL_FILE, {"error": str(error), "panels": {}})
+            return
+    record = _evaluate(
+        str(folder / "final"),
+        family,
+        out=out,
+        seed=seed,
+        teacher=_teacher_agent(out, family),
+        settings=_family_settings(family),
+    )
+    record.update(wall_s=wall, timings=_run_timings(folder))
+    _write_json(folder / EVAL_FILE, record)
+
+
+def _set_threads(threads: int) -> None:
+    """A worker's torch threads: the cores shared out between the jobs."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_all(tasks: list[tuple[str, int, Any, tuple, dict]], *, jobs: int, bar: Any) -> None:
+    """Run ``(label, bar units, function, args, kwargs)`` tasks, ``jobs`` at a time.
+
+    One job runs them here, in order. More run them in that many spawned worker
+    processes with the cores shared out (torch threads = threads // jobs): tiny
+    models use a second thread poorly, so two runs side by side get through more
+    steps per second than one run with both threads (benchmarks/bench_threads.py).
+    A task that raises stops the study, as it does with one job.
+    """
+    if jobs == 1:
+        for label, units, function, args, kwargs in tasks:
+            bar.set_postfix_str(label)
+            function(*args, **kwargs)
+            bar.update(units)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_set_threads,
+        initargs=(threads,),
+    )
+    try:
+        pending = {
+            pool.submit(function, *args, **kwargs): units
+            for _label, units, function, args, kwargs in tasks
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # re-raises a worker's exception here
+                bar.update(pending.pop(future))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_study(
-    preset: Preset, out: str | Path, *, device: str = "cpu", progress: bool = True
+    preset: Preset,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run (or finish) every stage of ``preset`` under ``out``; returns the gathered results."""
+    """Run (or finish) every stage of ``preset`` under ``out``; returns the gathered results.
+
+    ``jobs`` > 1 trains and evaluates that many initial students and cells at once, in
+    worker processes (teachers and games come first, one at a time). A cell's numbers then
+    differ from a one-job run's in float rounding (fewer threads per run), not in kind.
+    """
     from distill.study.report import gather
 
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -442,69 +568,47 @@ def run_study(
     for family in preset.families:
         teachers[family.name] = _ensure_teacher(out, family, device=device, progress=progress)
 
-    loaded_teachers: dict[str, Any] = {}
-
-    def teacher_agent(family: Family) -> Any:
-        if family.name not in loaded_teachers:
-            loaded_teachers[family.name] = _agent(
-                str(teacher_dir(out, family) / "final"),
-                family,
-                tokenizer_dir=teacher_dir(out, family) / "final",
-                seed=0,
-            )
-        return loaded_teachers[family.name]
-
     cells = preset.cells()
-    initial = list({(f.name, size, seed): (f, size, seed) for f, size, _, seed in cells}.values())
-    bar = tqdm(total=len(initial) + len(cells), desc=f"study {preset.name}", disable=not progress)
-    for family, size, seed in initial:
-        path = cell_dir(out, family, size, "initial", seed) / EVAL_FILE
-        if not path.is_file():
-            warm_wall = _ensure_warm_start(out, family, size, device=device, progress=progress)
-            record = _evaluate(
-                initial_student(out, family, size),
-                family,
-                out=out,
-                seed=seed,
-                teacher=teacher_agent(family),
-                settings=_family_settings(family),
+    sizes: dict[tuple[str, str], tuple[Family, str, list[int]]] = {}
+    for family, size, _method, seed in cells:
+        entry = sizes.setdefault((family.name, size), (family, size, []))
+        if seed not in entry[2]:
+            entry[2].append(seed)
+    bar = tqdm(
+        total=sum(len(seeds) for *_, seeds in sizes.values()) + len(cells),
+        desc=f"study {preset.name}",
+        disable=not progress,
+    )
+    # A worker's own progress bars would garble the study's: with jobs, only the study's shows.
+    inner_progress = progress and jobs == 1
+    _run_all(
+        [
+            (
+                f"{family.name}/{size}/initial",
+                len(seeds),
+                _initial_size,
+                (out, family, size, seeds),
+                {"device": device, "progress": inner_progress},
             )
-            if family.warm_start is not None:
-                folder = warm_start_dir(out, family, size)
-                record.update(
-                    wall_s=warm_wall,
-                    timings=_run_timings(folder),
-                    training=_training_record(folder),
-                )
-            _write_json(path, record)
-        bar.update(1)
-    for family, size, method, seed in cells:
-        folder = cell_dir(out, family, size, method, seed)
-        bar.set_postfix_str(f"{family.name}/{size}/{method}/seed{seed}")
-        if not (folder / EVAL_FILE).is_file():
-            wall = 0.0
-            if not (folder / "final" / "config.json").is_file():
-                config = _cell_config(out, family, size, method, seed, device)
-                try:
-                    wall = _train(config, progress=False)
-                except RuntimeError as error:
-                    # A method that cannot run here (SFT on a teacher that wins no episode has
-                    # no demonstrations) is a result to report, not a reason to stop the study.
-                    tqdm.write(f"[{family.name}/{size}/{method}/seed{seed}] failed: {error}")
-                    _write_json(folder / EVAL_FILE, {"error": str(error), "panels": {}})
-                    bar.update(1)
-                    continue
-            record = _evaluate(
-                str(folder / "final"),
-                family,
-                out=out,
-                seed=seed,
-                teacher=teacher_agent(family),
-                settings=_family_settings(family),
+            for family, size, seeds in sizes.values()
+        ],
+        jobs=jobs,
+        bar=bar,
+    )
+    _run_all(
+        [
+            (
+                f"{family.name}/{size}/{method}/seed{seed}",
+                1,
+                _cell,
+                (out, family, size, method, seed),
+                {"device": device},
             )
-            record.update(wall_s=wall, timings=_run_timings(folder))
-            _write_json(folder / EVAL_FILE, record)
-        bar.update(1)
+            for family, size, method, seed in cells
+        ],
+        jobs=jobs,
+        bar=bar,
+    )
     bar.close()
     results = gather(preset, out)
     results["wall_s_this_call"] = time.perf_counter() - started
