@@ -564,6 +564,7 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    _LOADED_TEACHERS.clear()  # a teacher retrained since an earlier call must be read again
     teachers: dict[str, Any] = {}
     for family in preset.families:
         teachers[family.name] = _ensure_teacher(out, family, device=device, progress=progress)
