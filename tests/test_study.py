@@ -135,6 +135,49 @@ def test_students_trained_two_at_once_match_those_trained_one_at_a_time(
         runner.run_study(preset, again, progress=False, jobs=0)
 
 
+def _record_task(folder: str, name: str, needs: str | None) -> None:
+    """A task for the scheduler tests: it fails if the task it follows has not finished."""
+    if needs is not None and not (Path(folder) / needs).exists():
+        raise RuntimeError(f"{name} ran before {needs}")
+    (Path(folder) / name).write_text("done")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_sizes_cells_start_after_its_warm_start_and_failures_stop_the_study(
+    tmp_path: Path, jobs: int
+) -> None:
+    from distill.study import runner
+
+    class Bar:  # counts what the study's progress bar is told
+        n = 0
+
+        def update(self, units: int) -> None:
+            self.n += units
+
+        def set_postfix_str(self, label: str) -> None:
+            pass
+
+    def task(name: str, needs: str | None = None):
+        return (name, 1, _record_task, (str(tmp_path), name, needs), {})
+
+    stages = [
+        (task("micro"), [task("micro-opd", "micro"), task("micro-sft", "micro")]),
+        (task("mini"), [task("mini-opd", "mini")]),
+    ]
+    bar = Bar()
+    runner._run_all(stages, jobs=jobs, bar=bar)
+    assert bar.n == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "micro",
+        "micro-opd",
+        "micro-sft",
+        "mini",
+        "mini-opd",
+    ]
+    with pytest.raises(RuntimeError, match="late ran before never"):
+        runner._run_all([(task("late", "never"), [])], jobs=jobs, bar=bar)
+
+
 def test_a_recipe_teacher_is_built_once_and_copied_into_the_study(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -495,30 +495,41 @@ def _cell(out: Path, family: Family, size: str, method: str, seed: int, *, devic
     _write_json(folder / EVAL_FILE, record)
 
 
-def _set_threads(threads: int) -> None:
-    """A worker's torch threads: the cores shared out between the jobs."""
+def _start_worker(threads: int) -> None:
+    """A worker's setup: its share of the cores, and no model-loading progress bars (one per
+    checkpoint read or written would bury the study's own, as tools/study.py does for itself)."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()
 
 
-def _run_all(tasks: list[tuple[str, int, Any, tuple, dict]], *, jobs: int, bar: Any) -> None:
-    """Run ``(label, bar units, function, args, kwargs)`` tasks, ``jobs`` at a time.
+#: A unit of the study's work: (label, progress-bar units, function, args, kwargs).
+Task = tuple[str, int, Any, tuple, dict]
 
-    One job runs them here, in order. More run them in that many spawned worker
-    processes with the cores shared out (torch threads = threads // jobs): tiny
-    models use a second thread poorly, so two runs side by side get through more
-    steps per second than one run with both threads (benchmarks/bench_threads.py).
-    A task that raises stops the study, as it does with one job.
+
+def _run_all(stages: list[tuple[Task, list[Task]]], *, jobs: int, bar: Any) -> None:
+    """Run each stage's task, then its follow-ups (a size's warm start, then its cells).
+
+    One job runs them here: every stage's task in order, then every follow-up in
+    order. More run them in that many spawned worker processes with the cores
+    shared out (torch threads = threads // jobs), and a stage's follow-ups start as
+    soon as its own task is done, so a worker never waits for another size's warm
+    start. Tiny models use a second thread poorly, so two runs side by side get
+    through more steps per second than one run with both threads
+    (benchmarks/bench_threads.py). A task that raises stops the study, as with one job.
     """
     if jobs == 1:
-        for label, units, function, args, kwargs in tasks:
+        for label, units, function, args, kwargs in [task for task, _ in stages] + [
+            follow for _, follows in stages for follow in follows
+        ]:
             bar.set_postfix_str(label)
             function(*args, **kwargs)
             bar.update(units)
         return
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     import torch
 
@@ -526,19 +537,26 @@ def _run_all(tasks: list[tuple[str, int, Any, tuple, dict]], *, jobs: int, bar: 
     pool = ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_set_threads,
+        initializer=_start_worker,
         initargs=(threads,),
     )
+    pending: dict[Any, tuple[int, list[Task]]] = {}
+
+    def submit(task: Task, follows: list[Task]) -> None:
+        _label, units, function, args, kwargs = task
+        pending[pool.submit(function, *args, **kwargs)] = (units, follows)
+
     try:
-        pending = {
-            pool.submit(function, *args, **kwargs): units
-            for _label, units, function, args, kwargs in tasks
-        }
+        for task, follows in stages:
+            submit(task, follows)
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
+                units, follows = pending.pop(future)
                 future.result()  # re-raises a worker's exception here
-                bar.update(pending.pop(future))
+                bar.update(units)
+                for follow in follows:
+                    submit(follow, [])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -582,34 +600,30 @@ def run_study(
     )
     # A worker's own progress bars would garble the study's: with jobs, only the study's shows.
     inner_progress = progress and jobs == 1
-    _run_all(
-        [
+    stages = [
+        (
             (
                 f"{family.name}/{size}/initial",
                 len(seeds),
                 _initial_size,
                 (out, family, size, seeds),
                 {"device": device, "progress": inner_progress},
-            )
-            for family, size, seeds in sizes.values()
-        ],
-        jobs=jobs,
-        bar=bar,
-    )
-    _run_all(
-        [
-            (
-                f"{family.name}/{size}/{method}/seed{seed}",
-                1,
-                _cell,
-                (out, family, size, method, seed),
-                {"device": device},
-            )
-            for family, size, method, seed in cells
-        ],
-        jobs=jobs,
-        bar=bar,
-    )
+            ),
+            [
+                (
+                    f"{family.name}/{size}/{method}/seed{seed}",
+                    1,
+                    _cell,
+                    (out, family, size, method, seed),
+                    {"device": device},
+                )
+                for cell_family, cell_size, method, seed in cells
+                if (cell_family.name, cell_size) == (family.name, size)
+            ],
+        )
+        for family, size, seeds in sizes.values()
+    ]
+    _run_all(stages, jobs=jobs, bar=bar)
     bar.close()
     results = gather(preset, out)
     results["wall_s_this_call"] = time.perf_counter() - started
