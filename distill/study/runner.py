@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from envs.fileio import atomic_write_text
 __all__ = ["cell_dir", "run_study", "teacher_dir"]
 
 EVAL_FILE = "study_eval.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GAMES_FILE = "games.json"
 
 
@@ -534,6 +536,11 @@ def _run_all(stages: list[tuple[Task, list[Task]]], *, jobs: int, bar: Any) -> N
     import torch
 
     threads = max(1, torch.get_num_threads() // jobs)
+    # Spawned workers start from this process's sys.path and import this project by name; a
+    # folder ahead of the project on the path (tools/, which has a distill.py script) would
+    # shadow the `distill` package there, so the project's root goes first while they start.
+    saved_path = list(sys.path)
+    sys.path.insert(0, str(PROJECT_ROOT))
     pool = ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
@@ -559,6 +566,7 @@ def _run_all(stages: list[tuple[Task, list[Task]]], *, jobs: int, bar: Any) -> N
                     submit(follow, [])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        sys.path[:] = saved_path
 
 
 def run_study(
