@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def test_smoke_preset_writes_plots_and_the_docs_block(smoke_study) -> None:
     assert (out / "plots" / "tool_kl_by_turn.png").stat().st_size > 1000
     text = page.read_text()
     assert text.startswith("# Study\n\nintro\n") and text.endswith("\n\nafter\n")
-    assert "old" not in text and "python tools/study.py --preset smoke" in text
+    assert "\nold\n" not in text and "python tools/study.py --preset smoke" in text
     assert "![tool_success](page/tool_success.png)" in text
     assert (page.parent / "page" / "tool_success.png").is_file()
     copied = json.loads((page.parent / "page" / "results.json").read_text())
@@ -470,3 +471,40 @@ def test_the_report_says_how_each_teacher_and_warm_start_was_trained() -> None:
         table
     )
     assert table.count("mini warm start") == 1  # one row per warm start, not per seed
+
+
+def test_each_call_records_its_elapsed_time_and_the_header_adds_them_up(
+    smoke_study, monkeypatch
+) -> None:
+    """The header's elapsed time is what the folder's calls took, interrupted ones included."""
+    import study
+
+    from distill.study import runner
+
+    out, _ = smoke_study
+    calls = json.loads((out / "calls.json").read_text())
+    assert calls[0]["finished"] is True and calls[0]["elapsed_s"] > 0
+    assert calls[0]["jobs"] == 1
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_study", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        study.main(["--preset", "smoke", "--out", str(out), "--quiet"])
+    calls = json.loads((out / "calls.json").read_text())
+    assert calls[-1]["finished"] is False and calls[-1]["elapsed_s"] >= 0
+    total = sum(call["elapsed_s"] for call in calls) / 60
+    assert study._elapsed(calls) == (
+        f"; elapsed {total:.1f} min in {len(calls)} calls of this folder (1 stopped before the end)"
+    )
+    killed = calls + [{"started": "2026-11-23T10:00:00+00:00", "jobs": 2}]
+    assert "1 killed before it could record its time, not counted" in study._elapsed(killed)
+    assert study._elapsed([]) == ""
+
+
+def test_a_study_header_names_its_elapsed_time(smoke_study) -> None:
+    out, _ = smoke_study
+    header = (out / "summary.md").read_text().split("\n", 1)[0]
+    # Written by the smoke run's call, or by a later call that found every stage done.
+    assert re.search(r"; elapsed \d+\.\d min in \d calls? of this folder", header)

@@ -11,6 +11,8 @@ the format). Every stage writes its files under ``--out`` and is skipped
 when they exist, so running the same command again continues a stopped
 study. The study writes ``results.json`` (every evaluation, raw),
 ``summary.md`` (the tables) and ``plots/`` (success rates, per-turn KL);
+``calls.json`` (when each call of the command started, how long it ran, whether
+it finished: the elapsed time of a study resumed over several calls);
 ``--docs docs/study.md`` also puts the tables and plots into that page,
 between its ``<!-- study:begin -->`` and ``<!-- study:end -->`` markers, and
 copies the plots and the raw ``results.json`` into ``docs/study/``.
@@ -25,6 +27,7 @@ import platform
 import shutil
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +37,7 @@ if str(ROOT) not in sys.path:
 from distill.study.presets import PRESET_DIR, load_preset  # noqa: E402
 
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
+CALLS = "calls.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,16 +124,22 @@ def main(argv: list[str] | None = None) -> int:
             out / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n"
         )
     else:
-        results = run_study(
-            preset, out, device=args.device, progress=not args.quiet, jobs=args.jobs
-        )
+        calls = _begin_call(out, args.jobs)
+        finished = False
+        try:
+            results = run_study(
+                preset, out, device=args.device, progress=not args.quiet, jobs=args.jobs
+            )
+            finished = True
+        finally:  # an interrupted call still says how long it ran
+            _end_call(out, calls, time.perf_counter() - started, finished)
     table = markdown(results)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_threads()}"
     if args.jobs > 1:
         machine += f" ({args.jobs} students at once, {max(1, _threads() // args.jobs)} each)"
     header = (
         f"Preset `{preset.name}` ({_shown(preset.source)}), seeds {list(preset.seeds)}; machine: {machine}; "
-        f"{_study_wall(results, args.jobs)}.\n\n"
+        f"{_study_wall(results, args.jobs)}{_elapsed(_read_calls(out))}.\n\n"
     )
     from envs.fileio import atomic_write_text
 
@@ -145,6 +155,59 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
     print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
     return 0
+
+
+def _read_calls(out: Path) -> list[dict]:
+    """The calls recorded in ``out/calls.json``; none when it is missing or unreadable."""
+    path = out / CALLS
+    if not path.is_file():
+        return []
+    try:
+        calls = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        calls = None
+    if not isinstance(calls, list):
+        print(f"warning: {path} is not a list of calls; the elapsed time restarts", file=sys.stderr)
+        return []
+    return calls
+
+
+def _begin_call(out: Path, jobs: int) -> list[dict]:
+    """Append this call to ``out/calls.json``. Written before any work, so a call killed
+    outright still shows, as one without an end."""
+    from envs.fileio import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    calls = _read_calls(out)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    calls.append({"started": started, "jobs": jobs})
+    atomic_write_text(out / CALLS, json.dumps(calls, indent=1) + "\n")
+    return calls
+
+
+def _end_call(out: Path, calls: list[dict], seconds: float, finished: bool) -> None:
+    """Record how long the last call of ``calls`` ran and whether its stages all finished."""
+    from envs.fileio import atomic_write_text
+
+    calls[-1].update(elapsed_s=round(seconds, 1), finished=finished)
+    atomic_write_text(out / CALLS, json.dumps(calls, indent=1) + "\n")
+
+
+def _elapsed(calls: list[dict]) -> str:
+    """The header's elapsed time: what the output folder's calls took, one after another
+    (stages copied in from elsewhere are not in it)."""
+    if not calls:
+        return ""
+    timed = [call["elapsed_s"] for call in calls if "elapsed_s" in call]
+    n = len(calls)
+    text = f"; elapsed {sum(timed) / 60:.1f} min in {n} call{'s' if n > 1 else ''} of this folder"
+    notes = []
+    stopped = sum(1 for call in calls if call.get("finished") is False)
+    if stopped:
+        notes.append(f"{stopped} stopped before the end")
+    if n - len(timed):
+        notes.append(f"{n - len(timed)} killed before it could record its time, not counted")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _shown(path: str | Path) -> str:
