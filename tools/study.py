@@ -172,25 +172,27 @@ def _read_calls(out: Path) -> list[dict]:
     return calls
 
 
+def _write_calls(out: Path, calls: list[dict]) -> None:
+    from envs.fileio import atomic_write_text
+
+    atomic_write_text(out / CALLS, json.dumps(calls, indent=1) + "\n")
+
+
 def _begin_call(out: Path, jobs: int) -> list[dict]:
     """Append this call to ``out/calls.json``. Written before any work, so a call killed
     outright still shows, as one without an end."""
-    from envs.fileio import atomic_write_text
-
     out.mkdir(parents=True, exist_ok=True)
     calls = _read_calls(out)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     calls.append({"started": started, "jobs": jobs})
-    atomic_write_text(out / CALLS, json.dumps(calls, indent=1) + "\n")
+    _write_calls(out, calls)
     return calls
 
 
 def _end_call(out: Path, calls: list[dict], seconds: float, finished: bool) -> None:
     """Record how long the last call of ``calls`` ran and whether its stages all finished."""
-    from envs.fileio import atomic_write_text
-
     calls[-1].update(elapsed_s=round(seconds, 1), finished=finished)
-    atomic_write_text(out / CALLS, json.dumps(calls, indent=1) + "\n")
+    _write_calls(out, calls)
 
 
 def _elapsed(calls: list[dict]) -> str:
