@@ -508,3 +508,25 @@ def test_a_study_header_names_its_elapsed_time(smoke_study) -> None:
     header = (out / "summary.md").read_text().split("\n", 1)[0]
     # Written by the smoke run's call, or by a later call that found every stage done.
     assert re.search(r"; elapsed \d+\.\d min in \d calls? of this folder", header)
+
+
+def test_a_report_only_call_names_the_jobs_the_students_were_trained_with(
+    smoke_study, tmp_path: Path
+) -> None:
+    """--report-only trains nothing, so its header and docs command take the recorded jobs."""
+    import shutil
+
+    import study
+
+    out = tmp_path / "study"
+    shutil.copytree(smoke_study[0], out)
+    calls = json.loads((out / "calls.json").read_text())
+    calls.append({"started": "2026-11-23T10:00:00+00:00", "jobs": 2, "elapsed_s": 60.0})
+    (out / "calls.json").write_text(json.dumps(calls))
+    page = tmp_path / "page.md"
+    argv = ["--preset", "smoke", "--out", str(out), "--report-only", "--quiet", "--docs", str(page)]
+    assert study.main(argv) == 0
+    header = (out / "summary.md").read_text().split("\n", 1)[0]
+    assert "(2 students at once," in header and "summed over 2 at once" in header
+    assert "--preset smoke --jobs 2" in page.read_text()
+    assert json.loads((out / "calls.json").read_text()) == calls, "a report is not a call"

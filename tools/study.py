@@ -134,12 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:  # an interrupted call still says how long it ran
             _end_call(out, calls, time.perf_counter() - started, finished)
     table = markdown(results)
+    calls = _read_calls(out)
+    jobs = args.jobs
+    if args.report_only:  # it trained nothing: the calls that did say how many ran at once
+        jobs = max([call.get("jobs", 1) for call in calls], default=args.jobs)
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch threads {_threads()}"
-    if args.jobs > 1:
-        machine += f" ({args.jobs} students at once, {max(1, _threads() // args.jobs)} each)"
+    if jobs > 1:
+        machine += f" ({jobs} students at once, {max(1, _threads() // jobs)} each)"
     header = (
         f"Preset `{preset.name}` ({_shown(preset.source)}), seeds {list(preset.seeds)}; machine: {machine}; "
-        f"{_study_wall(results, args.jobs)}{_elapsed(_read_calls(out))}.\n\n"
+        f"{_study_wall(results, jobs)}{_elapsed(calls)}.\n\n"
     )
     from envs.fileio import atomic_write_text
 
@@ -149,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         command = f"python tools/study.py --preset {args.preset}" + (
             f" --device {args.device}" if args.device != "cpu" else ""
         )
-        command += f" --jobs {args.jobs}" if args.jobs > 1 else ""
+        command += f" --jobs {jobs}" if jobs > 1 else ""
         write_docs(args.docs, header + table, plots, out, command)
     print(header + table)
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
