@@ -1,43 +1,182 @@
-"""Build an agent from a short spec string, as command-line tools take them.
+"""Build an agent from one spec grammar, the same in every command-line tool and config.
 
 Specs:
 
 * ``expert``, ``random``: the scripted agents;
-* ``hf:<name-or-path>``: a Hugging Face causal LM (``HFAgent.from_pretrained``;
+* ``hf:<folder-or-hub-name>``: a Hugging Face causal LM (``HFAgent.from_pretrained``;
   a hub name needs the weights on this machine or network access);
+* ``tiny:<size>``: a randomly initialised model built offline (``agents.tiny``'s
+  sizes: ``micro``, ``mini``, ``tiny``, ``small``, ``base``) with the project's
+  tokenizer, or with the ``tokenizer`` option (a tokenizer or its folder);
 * ``openai:<base-url>#<model>``: a model behind an OpenAI-compatible server
   (``OpenAIAgent``; ``#<model>`` may be left out to use the server's first
   model; the API key comes from ``OPENAI_API_KEY`` when set);
-* ``tiny:<size>``: a randomly initialised offline model of ``agents.tiny``'s
-  sizes (``tiny``, ``small``, ``base``), for smoke tests;
-* ``package.module:ClassName`` for any class whose constructor takes no
-  required argument (your own agent; see docs/writing-an-agent.md).
+* ``package.module:ClassName``: your own agent class (see docs/writing-an-agent.md);
+  the current working directory is importable.
 
-A ``seed`` is passed to agents that accept one; ``options`` (a dict) are
-keyword arguments for model agents (``temperature``, ``max_new_tokens``,
-``mode``, ``device``, ``dtype`` ...) and for your own classes.
+Configs may also name a model by a bare size (``micro``) or an existing folder;
+:func:`model_spec` turns those into ``tiny:`` and ``hf:`` specs.
+
+``options`` use one vocabulary for every model agent: ``temperature``,
+``top_p``, ``top_k``, ``max_new_tokens``, ``seed``, ``mode``, ``prompt``,
+``actor``, ``device``, ``dtype``, ``tokenizer`` ... Served models take the
+common ones under their own names (``max_new_tokens`` is sent as
+``max_tokens``, ``top_k`` in the request body) and ignore ``device`` and
+``dtype``, which belong to the server. Scripted agents ignore model options;
+your own classes get the options their constructor accepts.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from agents.base import Agent
 from agents.scripted import ExpertAgent, RandomAgent
+from envs.imports import import_module
 
-__all__ = ["BUILTIN_AGENTS", "MODEL_PREFIXES", "is_model_spec", "make_agent"]
+__all__ = [
+    "BUILTIN_AGENTS",
+    "MODEL_PREFIXES",
+    "SPEC_GRAMMAR",
+    "check_agent_spec",
+    "is_model_spec",
+    "make_agent",
+    "model_spec",
+]
 
 BUILTIN_AGENTS: dict[str, type] = {"expert": ExpertAgent, "random": RandomAgent}
 #: Spec prefixes of language-model agents (expensive to build: tools build them once).
 MODEL_PREFIXES: tuple[str, ...] = ("hf:", "openai:", "tiny:")
+#: The grammar, as error messages quote it.
+SPEC_GRAMMAR = (
+    "'expert', 'random', 'hf:<folder-or-hub-name>', 'tiny:<size>', "
+    "'openai:<base-url>#<model>' or 'package.module:ClassName'"
+)
+# Options that mean something to in-process models only: a served model ignores them.
+_SERVER_SIDE_OPTIONS = ("device", "dtype", "trust_remote_code", "attn_implementation")
 
 
 def is_model_spec(spec: str) -> bool:
     """Whether ``spec`` names a language-model agent."""
     return spec.startswith(MODEL_PREFIXES)
+
+
+def _sizes() -> dict[str, Any]:
+    from agents.tiny import SIZES
+
+    return SIZES
+
+
+def model_spec(value: str) -> str:
+    """A model named in a config, as a spec: a bare size becomes ``tiny:<size>``, an existing
+    folder ``hf:<folder>``; a spec is returned as it is. Anything else is a ValueError that
+    says what is allowed (a hub name must be written ``hf:<name>``)."""
+    text = str(value).strip()
+    if not text:
+        raise ValueError(f"an empty model name; use a size ({', '.join(_sizes())}) or a spec")
+    if is_model_spec(text) or text in BUILTIN_AGENTS:
+        return text
+    if text in _sizes():
+        return f"tiny:{text}"
+    if Path(text).expanduser().is_dir():
+        return f"hf:{text}"
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise ValueError(f"no model folder {text}")
+    if re.fullmatch(r"[\w.-]+(\.[\w.-]+)*:[A-Za-z_]\w*", text):
+        return text  # package.module:ClassName
+    raise ValueError(
+        f"{text!r} is not a folder on this machine nor a size ({', '.join(_sizes())}); "
+        f"for a hub model write hf:{text}"
+    )
+
+
+def check_agent_spec(spec: str, *, models_only: bool = False) -> None:
+    """Raise a one-line ValueError if ``spec`` cannot name an agent, without building it
+    (folders are looked up, classes imported, URLs parsed; no weights are loaded)."""
+    kind, sep, target = spec.partition(":")
+    if spec in BUILTIN_AGENTS and not models_only:
+        return
+    if spec in BUILTIN_AGENTS:
+        raise ValueError(f"{spec!r} is a scripted agent; a model is needed here")
+    if not sep:
+        raise ValueError(f"unknown agent {spec!r}: use {SPEC_GRAMMAR}")
+    if not target:
+        raise ValueError(f"agent {spec!r}: nothing after {kind + ':'!r}")
+    if kind == "tiny":
+        if target not in _sizes():
+            raise ValueError(f"agent {spec!r}: unknown size; choose one of {list(_sizes())}")
+    elif kind == "hf":
+        path = Path(target).expanduser()
+        looks_like_path = target.startswith((".", "/", "~")) or target.count("/") > 1
+        if looks_like_path and not path.is_dir():
+            raise ValueError(f"agent {spec!r}: no model folder {target}")
+        if path.is_file():
+            raise ValueError(f"agent {spec!r}: {target} is a file; give the model's folder")
+    elif kind == "openai":
+        from agents.openai_agent import normalise_base_url
+
+        normalise_base_url(target.partition("#")[0])
+    elif models_only:
+        raise ValueError(f"agent {spec!r}: a model is needed here (hf:, tiny: or openai:)")
+    else:
+        _user_class(spec)
+
+
+def _user_class(spec: str) -> type:
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"agent {spec!r}: cannot import module {module_name!r} ({error})"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"agent {spec!r}: module {module_name!r} has no {class_name!r}")
+    return cls
+
+
+def _tiny_agent(size: str, seed: int | None, kwargs: dict[str, Any]) -> Agent:
+    from agents.hf import HFAgent
+    from agents.tiny import build_model, train_tokenizer
+
+    if size not in _sizes():
+        raise ValueError(f"unknown tiny size {size!r}; choose one of {list(_sizes())}")
+    tokenizer = kwargs.pop("tokenizer", None)
+    if isinstance(tokenizer, str | Path):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+    tokenizer = tokenizer if tokenizer is not None else train_tokenizer()
+    device = kwargs.pop("device", "cpu")
+    kwargs.pop("dtype", None)  # built in float32; autocast decides the compute dtype
+    model = build_model(size, tokenizer, seed=0 if seed is None else seed)
+    return HFAgent(model.to(device), tokenizer, **kwargs)
+
+
+def _served_agent(target: str, kwargs: dict[str, Any]) -> Agent:
+    from agents.openai_agent import OpenAIAgent
+
+    base_url, _, model = target.partition("#")
+    for name in _SERVER_SIDE_OPTIONS:
+        kwargs.pop(name, None)
+    if "max_new_tokens" in kwargs:
+        kwargs.setdefault("max_tokens", kwargs.pop("max_new_tokens"))
+    if kwargs.get("mode", "generate") != "generate":
+        raise ValueError(
+            f"mode={kwargs['mode']!r} needs the model's own scores: use an hf: or tiny: agent"
+        )
+    kwargs.pop("mode", None)
+    top_k = kwargs.pop("top_k", None)
+    if top_k:  # vLLM's extension field; 0 or None means no top-k
+        kwargs["extra_body"] = {"top_k": int(top_k), **dict(kwargs.get("extra_body") or {})}
+    if os.environ.get("OPENAI_API_KEY"):
+        kwargs.setdefault("api_key", os.environ["OPENAI_API_KEY"])
+    return OpenAIAgent(base_url, model or None, **kwargs)
 
 
 def _model_agent(spec: str, seed: int | None, options: dict[str, Any]) -> Agent:
@@ -51,25 +190,22 @@ def _model_agent(spec: str, seed: int | None, options: dict[str, Any]) -> Agent:
         if kind == "hf":
             from agents.hf import HFAgent
 
+            kwargs.pop("tokenizer", None)  # a folder brings its own
             return HFAgent.from_pretrained(target, **kwargs)
         if kind == "openai":
-            from agents.openai_agent import OpenAIAgent
-
-            base_url, _, model = target.partition("#")
-            if os.environ.get("OPENAI_API_KEY"):
-                kwargs.setdefault("api_key", os.environ["OPENAI_API_KEY"])
-            return OpenAIAgent(base_url, model or None, **kwargs)
-        from agents.hf import HFAgent
-        from agents.tiny import SIZES, build_tiny
-
-        if target not in SIZES:
-            raise ValueError(f"unknown tiny size {target!r}; choose one of {sorted(SIZES)}")
-        model, tokenizer = build_tiny(target, seed=0 if seed is None else seed)
-        return HFAgent(model, tokenizer, **kwargs)
+            return _served_agent(target, kwargs)
+        return _tiny_agent(target, seed, kwargs)
     except TypeError as error:  # an option the agent does not take
-        raise ValueError(f"agent {spec!r}: {error}") from None
+        raise ValueError(f"agent {spec!r}: {_option_problem(error)}") from None
     except ValueError as error:
         raise ValueError(f"agent {spec!r}: {error}") from None
+
+
+def _option_problem(error: TypeError) -> str:
+    match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if match:
+        return f"it takes no option {match.group(1)!r} (docs/agents.md lists each agent's options)"
+    return str(error)
 
 
 def make_agent(
@@ -83,22 +219,9 @@ def make_agent(
         cls: Any = BUILTIN_AGENTS[spec]
         options = {}  # model options (temperature ...) mean nothing to scripted agents
     elif ":" in spec:
-        module_name, _, class_name = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(
-                f"agent {spec!r}: cannot import module {module_name!r} ({error})"
-            ) from None
-        cls = getattr(module, class_name, None)
-        if cls is None:
-            raise ValueError(f"agent {spec!r}: module {module_name!r} has no {class_name!r}")
+        cls = _user_class(spec)
     else:
-        known = ", ".join(sorted(BUILTIN_AGENTS))
-        raise ValueError(
-            f"unknown agent {spec!r}: use one of {known}, 'hf:<name-or-path>', "
-            "'openai:<base-url>#<model>', 'tiny:<size>', or 'package.module:ClassName'"
-        )
+        raise ValueError(f"unknown agent {spec!r}: use {SPEC_GRAMMAR}")
     parameters = inspect.signature(cls).parameters
     kwargs = {k: v for k, v in options.items() if k in parameters}
     if seed is not None and "seed" in parameters:

@@ -38,15 +38,13 @@ import torch
 
 from agents.base import TurnTakingAgent
 from agents.parsing import ParsedAction, parse_action, parse_tool_completion
+from agents.prompt_tokens import PromptTokens
 from agents.prompts import (
     EpisodeSlots,
     EpisodeState,
     PromptConfig,
     action_completion,
-    build_messages,
-    render_prompt,
     stable_seed,
-    template_tools,
 )
 from agents.trajectory import AgentTurn
 
@@ -201,7 +199,7 @@ class HFAgent(TurnTakingAgent):
             rank_suffix,
             rank_normalise,
         )
-        self.prompt_config = (prompt or PromptConfig()).overridden(
+        config = (prompt or PromptConfig()).overridden(
             history=history,
             history_k=history_k,
             family=family,
@@ -209,6 +207,8 @@ class HFAgent(TurnTakingAgent):
             template_kwargs=template_kwargs,
             tool_listing=tool_listing,
         )
+        self._cache_key = ("hf", id(self))
+        self.prompts = PromptTokens(tokenizer, config, self._cache_key)
         self.actor = actor
         self.max_batch_size = int(max_batch_size)
         self.max_batch_tokens = int(max_batch_tokens)
@@ -217,7 +217,6 @@ class HFAgent(TurnTakingAgent):
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids or {0}))
         self._slots = EpisodeSlots(family=self.prompt_config.family)
         self._rng = np.random.default_rng(seed)
-        self._cache_key = ("hf", id(self))
         self._keep_mode: str | None = None  # how logits_to_keep works for this model (probed)
         self._cache_is_plain: bool | None = None
         self._token_texts: dict[int, str] = {}
@@ -375,51 +374,29 @@ class HFAgent(TurnTakingAgent):
 
     # -- prompts ----------------------------------------------------------------------
 
+    @property
+    def prompt_config(self) -> PromptConfig:
+        return self.prompts.config
+
+    @prompt_config.setter
+    def prompt_config(self, config: PromptConfig) -> None:
+        self.prompts.config = config
+
     def render(self, state: EpisodeState) -> str:
         """The prompt text for the current turn of ``state``."""
-        messages = build_messages(state, self.prompt_config)
-        return render_prompt(
-            self.tokenizer,
-            messages,
-            tools=template_tools(state, self.prompt_config),
-            template_kwargs=self.prompt_config.template_kwargs,
-        )
+        return self.prompts.render(state)
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return self.prompts.encode(text)
 
     def prompt_ids(self, state: EpisodeState) -> tuple[str, list[int]]:
-        """(text, token ids) of the prompt for the current turn of ``state``.
-
-        When the new prompt text extends the previous prompt and completion (the
-        chat layout), the ids are the previous ids plus the new tokens, so the
-        prompts of an episode extend each other token for token and the whole
-        trajectory can be scored in one pass. Otherwise the text is encoded anew.
-        """
-        text = self.render(state)
-        cache = state.token_cache.get(self._cache_key)
-        ids: list[int] | None = None
-        if cache is not None and cache["turn"] == state.turns_taken - 1 and state.steps:
-            step = state.steps[-1]
-            if cache.get("completion") == step.completion and "completion_ids" in cache:
-                base_text = cache["text"] + cache["completion_full"]
-                base_ids = cache["ids"] + cache["completion_ids"]
-            else:  # another actor wrote the last completion
-                base_text = cache["text"] + step.completion
-                base_ids = cache["ids"] + self.encode(step.completion)
-            if text.startswith(base_text):
-                ids = base_ids + self.encode(text[len(base_text) :])
-        if ids is None:
-            ids = self.encode(text)
-        state.token_cache[self._cache_key] = {"turn": state.turns_taken, "text": text, "ids": ids}
-        return text, ids
+        """(text, token ids) of the prompt for the current turn of ``state``; consecutive
+        prompts of an episode extend each other token for token where the text does
+        (``agents.prompt_tokens``)."""
+        return self.prompts.prompt_ids(state)
 
     def _remember_completion(self, state: EpisodeState, ids: list[int], text: str) -> None:
-        cache = state.token_cache.get(self._cache_key)
-        if cache is not None and cache["turn"] == state.turns_taken:
-            cache["completion"] = text
-            cache["completion_ids"] = list(ids)
-            cache["completion_full"] = self.tokenizer.decode(ids, skip_special_tokens=False)
+        self.prompts.remember_completion(state, ids, text)
 
     def episode_token_ids(self, state: EpisodeState) -> tuple[list[list[int]], list[list[int]]]:
         """(prompt ids, completion ids) of every step of ``state``, in this agent's tokenization.

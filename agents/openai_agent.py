@@ -7,6 +7,15 @@ episode, ``concurrency`` at a time), parses the action and records the turn
 returns (``logprobs: true``; vLLM reports the model's own log-probs, i.e. at
 temperature 1, by default).
 
+With ``api="completions"`` and a ``tokenizer``, the agent renders and
+tokenizes each prompt itself (``agents.prompt_tokens``, as ``HFAgent`` does)
+and sends the token ids to ``POST {base_url}/completions``; the completion
+comes back as token ids with their log-probs. The server's chat template and
+tool-call parser play no part, so a served teacher continues exactly the
+tokens an in-process model with that tokenizer would see (how distillation
+drives a served teacher). ``check_tokenizer`` tells whether the server's
+tokenizer is that one.
+
 Teacher scoring (``logprobs(prompt_ids, completion_ids)``) goes through
 ``POST {base_url}/completions`` with the token ids as the prompt, reading
 vLLM's ``prompt_logprobs`` or, failing that, the legacy ``echo`` +
@@ -35,6 +44,7 @@ from typing import Any
 
 from agents.base import TurnTakingAgent
 from agents.parsing import parse_action, parse_tool_completion
+from agents.prompt_tokens import PromptTokens
 from agents.prompts import (
     EpisodeSlots,
     EpisodeState,
@@ -46,7 +56,13 @@ from agents.prompts import (
 )
 from agents.trajectory import AgentTurn
 
-__all__ = ["OpenAIAgent", "ScoringNotSupported", "ServerError", "ServerUnreachable"]
+__all__ = [
+    "OpenAIAgent",
+    "ScoringNotSupported",
+    "ServerError",
+    "ServerUnreachable",
+    "TokenizerMismatch",
+]
 
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _TOKEN_ID_PREFIX = "token_id:"
@@ -69,6 +85,10 @@ class ServerUnreachable(ServerError):
 
 class ScoringNotSupported(ServerError):
     """The server cannot return log-probs of a given prompt (no prompt_logprobs, no echo)."""
+
+
+class TokenizerMismatch(ValueError):
+    """The server's tokenizer splits text differently from the local one."""
 
 
 def normalise_base_url(base_url: str) -> str:
@@ -101,7 +121,9 @@ class OpenAIAgent(TurnTakingAgent):
     ``return_token_ids`` and ``return_tokens_as_token_ids``), prompt options as
     for ``HFAgent`` and ``actor``. ``tokenizer`` (optional) renders the prompt
     text written to trajectory records; without one the record holds the
-    messages as JSON.
+    messages as JSON. ``api``: ``"chat"`` (the server renders the messages) or
+    ``"completions"`` (prompts rendered and tokenized here with ``tokenizer``,
+    completions returned as token ids; module docstring).
     """
 
     def __init__(
@@ -132,8 +154,14 @@ class OpenAIAgent(TurnTakingAgent):
         tool_listing: str | None = None,
         actor: str = "student",
         tokenizer: Any | None = None,
+        api: str = "chat",
     ) -> None:
         self.base_url = normalise_base_url(base_url)
+        if api not in ("chat", "completions"):
+            raise ValueError(f"api must be 'chat' or 'completions', not {api!r}")
+        if api == "completions" and tokenizer is None:
+            raise ValueError("api='completions' renders prompts here: it needs a tokenizer")
+        self.api = api
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_retries < 0 or concurrency < 1 or backoff < 0:
@@ -163,6 +191,11 @@ class OpenAIAgent(TurnTakingAgent):
         )
         self.actor = actor
         self.tokenizer = tokenizer
+        self.prompts = (
+            PromptTokens(tokenizer, self.prompt_config, ("openai", id(self)))
+            if tokenizer is not None
+            else None
+        )
         self._model = model
         self._slots = EpisodeSlots(family=self.prompt_config.family)
         self._rng = random.Random(seed)
@@ -193,7 +226,9 @@ class OpenAIAgent(TurnTakingAgent):
         return self._model
 
     def _request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-        url = self.base_url + path
+        return self._request_url(method, self.base_url + path, payload)
+
+    def _request_url(self, method: str, url: str, payload: dict[str, Any] | None = None) -> Any:
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         headers = {"Accept": "application/json"}
         if data is not None:
@@ -267,6 +302,8 @@ class OpenAIAgent(TurnTakingAgent):
             return list(pool.map(lambda job: self._turn(*job), jobs))
 
     def _turn(self, state: EpisodeState, seed: int | None, model: str) -> AgentTurn:
+        if self.api == "completions":
+            return self._token_turn(state, seed, model)
         messages = build_messages(state, self.prompt_config)
         payload: dict[str, Any] = {
             "model": model,
@@ -332,6 +369,69 @@ class OpenAIAgent(TurnTakingAgent):
             extra=extra,
         )
 
+    def _token_turn(self, state: EpisodeState, seed: int | None, model: str) -> AgentTurn:
+        """One turn through ``/completions`` on token ids (``api="completions"``)."""
+        assert self.prompts is not None
+        text, prompt_ids = self.prompts.prompt_ids(state)
+        payload: dict[str, Any] = {
+            "model": model,
+            "prompt": prompt_ids,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "logprobs": 0,
+            "return_token_ids": True,
+            "return_tokens_as_token_ids": True,
+            "skip_special_tokens": True,
+        }
+        if self.stop and state.family != "tool":  # tool turns end at end of sequence
+            payload["stop"] = list(self.stop)
+            payload["include_stop_str_in_output"] = True
+        if seed is not None:
+            # The whole 63-bit seed (vLLM and tools/serve.py take 64-bit ints): the draw is
+            # then the one an in-process model makes with the same seed.
+            payload["seed"] = int(seed) & ((1 << 63) - 1)
+        payload.update(self.extra_body)
+        url = self.base_url + "/completions"
+        choice = _first_choice(self._request("POST", "/completions", payload), url)
+        block = choice.get("logprobs")
+        values = block.get("token_logprobs") if isinstance(block, dict) else None
+        tokens = block.get("tokens") if isinstance(block, dict) else None
+        ids = choice.get("token_ids")
+        if not isinstance(ids, list) and isinstance(tokens, list):
+            ids = [_token_id(token) for token in tokens]
+        if (
+            not isinstance(ids, list)
+            or not isinstance(values, list)
+            or len(ids) != len(values)
+            or not all(isinstance(x, int) for x in ids)
+            or not all(isinstance(v, int | float) for v in values)
+        ):
+            raise ServerError(
+                f"{url}: the reply lacks the completion's token ids and log-probs (the server "
+                "must support return_token_ids or return_tokens_as_token_ids, as vLLM and "
+                "tools/serve.py do)"
+            )
+        completion_ids = [int(x) for x in ids]
+        completion = self.tokenizer.decode(completion_ids, skip_special_tokens=True)
+        self.prompts.remember_completion(state, completion_ids, completion)
+        parsed = (
+            parse_tool_completion(completion)
+            if state.family == "tool"
+            else parse_action(completion)
+        )
+        return AgentTurn(
+            prompt=text,
+            completion=completion,
+            action=parsed.action,
+            actor=self.actor,
+            prompt_ids=list(prompt_ids),
+            completion_ids=completion_ids,
+            logprobs=[float(v) for v in values],
+            finish_reason=choice.get("finish_reason"),
+            parsed=parsed.found,
+        )
+
     def _prompt_text(self, messages: list[dict[str, Any]], tools: list | None) -> str:
         if self.tokenizer is not None:
             return render_prompt(
@@ -375,13 +475,116 @@ class OpenAIAgent(TurnTakingAgent):
     def logprobs_trajectory(
         self, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]]
     ) -> list[list[float]]:
-        """Per-turn scoring of one trajectory (a server's prefix cache does the sharing)."""
-        return self.logprobs(prompt_ids, completion_ids)
+        """Per-turn log-probs of one trajectory (see ``logprobs_trajectories``)."""
+        return self.logprobs_trajectories([prompt_ids], [completion_ids])[0]
+
+    def logprobs_trajectories(
+        self,
+        prompt_ids: Sequence[Sequence[Sequence[int]]],
+        completion_ids: Sequence[Sequence[Sequence[int]]],
+    ) -> list[list[list[float]]]:
+        """Per-turn log-probs of each trajectory's completions, ``concurrency`` requests at once.
+
+        Where a trajectory's prompts extend each other (each prompt starts with the
+        previous prompt and completion), the whole trajectory is one request: its last
+        prompt and completion, with every turn's completion read off the scored sequence.
+        Other trajectories are scored turn by turn.
+        """
+        if len(prompt_ids) != len(completion_ids):
+            raise ValueError("logprobs_trajectories: prompts and completions differ in length")
+        jobs: list[tuple[int, list[int], list[tuple[int, int, int]]]] = []
+        results: list[list[list[float]]] = []
+        for t, (prompts, completions) in enumerate(zip(prompt_ids, completion_ids)):
+            prompts = [[int(x) for x in p] for p in prompts]
+            completions = [[int(x) for x in c] for c in completions]
+            if len(prompts) != len(completions):
+                raise ValueError(f"trajectory {t}: prompts and completions differ in length")
+            if any(not p for p in prompts):
+                raise ValueError(f"trajectory {t}: an empty prompt; scoring needs context")
+            results.append([[] for _ in prompts])
+            if _chained(prompts, completions):
+                slices = [(k, len(p), len(c)) for k, (p, c) in enumerate(zip(prompts, completions))]
+                jobs.append((t, prompts[-1] + completions[-1], slices))
+            else:
+                for k, (p, c) in enumerate(zip(prompts, completions)):
+                    jobs.append((t, p + c, [(k, len(p), len(c))]))
+        jobs = [job for job in jobs if any(length for _, _, length in job[2])]
+        if not jobs:
+            return results
+        model = self.model
+
+        def run(job: tuple[int, list[int], list[tuple[int, int, int]]]) -> None:
+            t, sequence, slices = job
+            values = self._score_sequence(sequence, model)
+            for k, start, length in slices:
+                results[t][k] = values[start : start + length]
+
+        if len(jobs) == 1:
+            run(jobs[0])
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+                list(pool.map(run, jobs))
+        return results
+
+    def check_tokenizer(self, texts: Sequence[str]) -> None:
+        """Raise :class:`TokenizerMismatch` unless the server splits each of ``texts`` into
+        the same token ids as this agent's ``tokenizer`` (through vLLM's ``/tokenize``, or
+        the ``prompt_token_ids`` of a one-token completion where that is missing)."""
+        if self.tokenizer is None:
+            raise ValueError("check_tokenizer needs the agent's tokenizer")
+        model = self.model
+        for text in texts:
+            local = list(self.tokenizer.encode(text, add_special_tokens=False))
+            served = self._server_token_ids(text, model)
+            if served != local:
+                at = next(
+                    (i for i, (a, b) in enumerate(zip(served, local)) if a != b),
+                    min(len(served), len(local)),
+                )
+                raise TokenizerMismatch(
+                    f"the server at {self.base_url} tokenizes differently from the local "
+                    f"tokenizer: a probe prompt of {len(text)} characters is {len(served)} "
+                    f"tokens there and {len(local)} here, first differing at token {at} "
+                    f"(server {served[at : at + 3]}, here {local[at : at + 3]})"
+                )
+
+    def _server_token_ids(self, text: str, model: str) -> list[int]:
+        """The server's token ids of ``text`` (no special tokens added)."""
+        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        payload = {"model": model, "prompt": text, "add_special_tokens": False}
+        try:  # vLLM serves /tokenize beside /v1, not under it
+            reply = self._request_url("POST", root + "/tokenize", payload)
+        except ServerError as error:
+            if error.status not in (404, 405):
+                raise
+            reply = None
+        tokens = reply.get("tokens") if isinstance(reply, dict) else None
+        if isinstance(tokens, list) and all(isinstance(x, int) for x in tokens):
+            return [int(x) for x in tokens]
+        probe = {
+            "model": model,
+            "prompt": text,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "return_token_ids": True,
+            "add_special_tokens": False,
+        }
+        choice = _first_choice(self._request("POST", "/completions", probe), self.base_url)
+        ids = choice.get("prompt_token_ids")
+        if not isinstance(ids, list) or not all(isinstance(x, int) for x in ids):
+            raise TokenizerMismatch(
+                f"cannot check the tokenizer of the server at {self.base_url}: it offers neither "
+                "/tokenize nor prompt_token_ids (return_token_ids); vLLM and tools/serve.py do"
+            )
+        return [int(x) for x in ids]
 
     def _score_one(self, prompt: list[int], completion: list[int], model: str) -> list[float]:
         if not completion:
             return []
-        sequence = prompt + completion
+        return self._score_sequence(prompt + completion, model)[len(prompt) :]
+
+    def _score_sequence(self, sequence: list[int], model: str) -> list[float]:
+        """Log-probs of every token of ``sequence`` given those before it (0.0 for the first)."""
         methods = [self._scoring_method] if self._scoring_method else ["prompt_logprobs", "echo"]
         problems = []
         for method in methods:
@@ -396,7 +599,7 @@ class OpenAIAgent(TurnTakingAgent):
                     continue
                 raise
             self._scoring_method = method
-            return values[len(prompt) :]
+            return values
         raise ScoringNotSupported(
             f"{self.base_url} cannot score given tokens: it returns neither vLLM's prompt_logprobs "
             f"nor echo+logprobs on /completions ({'; '.join(problems)}). Use vLLM or tools/serve.py "
@@ -512,3 +715,20 @@ def _with_tool_calls(content: str, calls: list[Any]) -> str:
         )
         blocks.append(f"<tool_call>\n{body}\n</tool_call>")
     return "\n".join(([content] if content else []) + blocks)
+
+
+def _token_id(token: Any) -> int | None:
+    """The id in a ``token_id:N`` token text (``return_tokens_as_token_ids``), else None."""
+    if isinstance(token, str) and token.startswith(_TOKEN_ID_PREFIX):
+        tail = token[len(_TOKEN_ID_PREFIX) :]
+        return int(tail) if tail.isdigit() else None
+    return None
+
+
+def _chained(prompts: list[list[int]], completions: list[list[int]]) -> bool:
+    """Whether each prompt starts with the previous prompt and completion."""
+    for k in range(1, len(prompts)):
+        so_far = prompts[k - 1] + completions[k - 1]
+        if prompts[k][: len(so_far)] != so_far:
+            return False
+    return True

@@ -131,7 +131,12 @@ class TinySize:
     intermediate_size: int
 
 
+#: Named sizes, smallest first. ``micro`` (~0.36M parameters) and ``mini`` (~0.61M) are
+#: students smaller than a ``tiny`` (~0.9M) teacher; ``small`` (~10M) and ``base`` (~40M)
+#: are for a GPU or for patience.
 SIZES: dict[str, TinySize] = {
+    "micro": TinySize(64, 2, 2, 1, 32, 192),
+    "mini": TinySize(96, 2, 3, 1, 32, 288),
     "tiny": TinySize(128, 2, 4, 2, 32, 384),
     "small": TinySize(256, 9, 8, 4, 32, 1024),
     "base": TinySize(512, 12, 8, 4, 64, 1536),
@@ -319,7 +324,7 @@ def build_model(
 
     if isinstance(size, str):
         if size not in SIZES:
-            raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+            raise ValueError(f"unknown size {size!r}; choose one of {list(SIZES)}")
         shape = SIZES[size]
     else:
         shape = size
@@ -400,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m agents.tiny",
         description="Build a tiny offline Qwen3 model and tokenizer and save them to a folder.",
     )
-    parser.add_argument("--size", default="tiny", choices=sorted(SIZES))
+    parser.add_argument("--size", default="tiny", choices=list(SIZES))
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vocab-size", type=int, default=4096)

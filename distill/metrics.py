@@ -18,7 +18,7 @@ from typing import Any
 
 from envs.fileio import atomic_write_bytes, atomic_write_text
 
-__all__ = ["MetricsLog", "plot_curves", "read_metrics"]
+__all__ = ["MetricsLog", "StepLog", "plot_curves", "read_metrics", "rollout_rows"]
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -35,6 +35,31 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+class StepLog:
+    """A JSONL file of rows keyed by ``step``, appended as a run goes. On resume, rows after
+    the checkpoint's step are dropped first (a fresh run starts the file anew), so the file
+    reads as one uninterrupted run."""
+
+    def __init__(self, path: str | Path, *, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            kept = [row for row in read_metrics(self.path) if row.get("step", -1) <= resume_step]
+            atomic_write_text(
+                self.path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in kept)
+            )
+        elif self.path.exists():
+            self.path.unlink()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row, default=float, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class MetricsLog:
     """Append-only metrics of one run (see the module docstring)."""
 
@@ -42,14 +67,8 @@ class MetricsLog:
         self, run_dir: str | Path, *, resume_step: int | None = None, tensorboard: bool = True
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
-        if resume_step is not None:
-            kept = [row for row in read_metrics(self.path) if row.get("step", -1) <= resume_step]
-            atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
-        elif self.path.exists():
-            self.path.unlink()
-        self._file = self.path.open("a")
+        self._rows = StepLog(self.path, resume_step=resume_step)
         self._writer = None
         if tensorboard:
             try:
@@ -62,9 +81,7 @@ class MetricsLog:
                 self._writer = None
 
     def log(self, step: int, **values: Any) -> None:
-        row = {"step": int(step), **values}
-        self._file.write(json.dumps(row, default=float) + "\n")
-        self._file.flush()
+        self._rows.write({"step": int(step), **values})
         if self._writer is not None:
             for key, value in values.items():
                 if (
@@ -75,9 +92,44 @@ class MetricsLog:
                     self._writer.add_scalar(key, value, step)
 
     def close(self) -> None:
-        self._file.close()
+        self._rows.close()
         if self._writer is not None:
             self._writer.close()
+
+
+def rollout_rows(step: int, rollouts: Any) -> list[dict[str, Any]]:
+    """One ``trajectories.jsonl`` row per turn of ``rollouts`` (``distill.rollout.Rollout``):
+    who acted, what was said and done, what the env answered, and the token log-probs
+    (the sampler's and the teacher's, where kept). Prompts are left out: they are long
+    and rebuilt from the turns before."""
+    rows = []
+    for index, rollout in enumerate(rollouts):
+        for number, turn in enumerate(rollout.turns):
+            rows.append(
+                {
+                    "step": int(step),
+                    "rollout": index,
+                    "env_id": rollout.env_id,
+                    "task_id": rollout.task_id,
+                    "seed": rollout.seed,
+                    "group": rollout.group,
+                    "turn": number,
+                    "actor": turn.actor,
+                    "completion": turn.completion,
+                    "action": turn.action,
+                    "observation": turn.observation,
+                    "reward": turn.reward,
+                    "score": turn.score,
+                    "invalid_action": turn.invalid_action,
+                    "finished": turn.finished,
+                    "trained": turn.trained,
+                    "won": rollout.won,
+                    "completion_tokens": len(turn.completion_ids),
+                    "logprobs": turn.sample_logprobs,
+                    "teacher_logprobs": turn.teacher_logprobs,
+                }
+            )
+    return rows
 
 
 def plot_curves(run_dir: str | Path, *, title: str = "") -> Path | None:

@@ -19,6 +19,7 @@ student's format and tokenized by the student, so they can be trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from envs.multiagent.selectors import FixedSelector, Selector
 from envs.pool import EnvPool
 
 __all__ = [
+    "AgentTurns",
     "ExpertTurns",
     "ReplayTurns",
     "Rollout",
@@ -131,6 +133,34 @@ class ExpertTurns:
         ]
 
 
+class AgentTurns:
+    """Any agent with ``reset``/``act`` (a scripted policy, your own class) as an actor.
+
+    ``make`` builds one agent per episode (an ``Agent`` plays one episode at a time);
+    its actions are written as completions in the student's format and tokenized by
+    the student, like the expert's.
+    """
+
+    def __init__(self, student: Any, make: Any, actor: str = "teacher") -> None:
+        self.student, self.make, self.actor = student, make, actor
+        self.tokenizer = student.tokenizer  # its turns are in the student's tokens
+        self.agents: dict[int, Any] = {}
+
+    def take_turns(self, states: Sequence[EpisodeState], *, seeds: Any = None) -> list[AgentTurn]:
+        turns = []
+        for state in states:
+            agent = self.agents.get(id(state))
+            if agent is None:
+                agent = self.agents[id(state)] = self.make()
+                agent.reset(state.task, state.info)
+            action = str(agent.act(state.observation, state.info))
+            turns.append(_scripted_turn(self.student, state, action, self.actor))
+        return turns
+
+    def forget(self, state: EpisodeState) -> None:
+        self.agents.pop(id(state), None)
+
+
 class ReplayTurns:
     """Replays each episode's ``replay_actions`` (a reference prefix, TCOD-B2F)."""
 
@@ -150,22 +180,37 @@ class ReplayTurns:
 
 
 def _scripted_turn(student: Any, state: EpisodeState, action: str, actor: str) -> AgentTurn:
-    text, prompt_ids = student.prompt_ids(state)
-    completion = action_completion(action, state.family)
-    completion_ids = student.encode(completion)
-    if state.family == "tool" and student.turn_end_id is not None:
-        completion_ids = completion_ids + [student.turn_end_id]  # tool turns end at EOS
-    return AgentTurn(
-        prompt=text,
-        completion=completion,
+    turn = AgentTurn(
+        prompt="",
+        completion=action_completion(action, state.family),
         action=action,
         actor=actor,
-        prompt_ids=prompt_ids,
-        completion_ids=completion_ids,
-        logprobs=None,
         finish_reason="stop",
         parsed=True,
     )
+    return _in_student_tokens(student, state, turn)
+
+
+def _in_student_tokens(student: Any, state: EpisodeState, turn: AgentTurn) -> AgentTurn:
+    """``turn`` (its completion text) as the student would read it: the student's prompt ids
+    for ``state`` and its encoding of the completion. Log-probs of other tokens are dropped."""
+    text, prompt_ids = student.prompt_ids(state)
+    completion_ids = student.encode(turn.completion)
+    ended = turn.finish_reason == "stop"
+    if state.family == "tool" and ended and student.turn_end_id is not None:
+        completion_ids = completion_ids + [student.turn_end_id]  # tool turns end at EOS
+    return dataclasses.replace(
+        turn, prompt=text, prompt_ids=prompt_ids, completion_ids=completion_ids, logprobs=None
+    )
+
+
+def speaks_student_tokens(agent: Any, student: Any) -> bool:
+    """Whether ``agent``'s token ids are the student's (the same tokenizer, or one with the
+    same vocabulary): then its turns can be trained on as they were sampled."""
+    tokenizer = getattr(agent, "tokenizer", None)
+    if tokenizer is None:
+        return False
+    return tokenizer is student.tokenizer or tokenizer.get_vocab() == student.tokenizer.get_vocab()
 
 
 class RolloutCollector:
@@ -187,8 +232,14 @@ class RolloutCollector:
         self.pool = EnvPool(env_id, num_envs, env_kwargs=kwargs, mode=mode)
         self.expert = ExpertTurns(student)
         self.replay = ReplayTurns(student)
+        # Actors whose turns are already in the student's tokens; others' are re-encoded.
+        self.native = {"student", "expert", "replay"}
+        if teacher is not None and speaks_student_tokens(teacher, student):
+            self.native.add("teacher")
         #: Seconds spent inside the envs (resets and steps), for where-the-time-goes reports.
         self.env_seconds = 0.0
+        #: When a list, every rollout collected is appended to it (the trainer's records).
+        self.history: list[Rollout] | None = None
 
     def close(self) -> None:
         self.pool.close()
@@ -216,6 +267,8 @@ class RolloutCollector:
                 wave = list(requests[start : start + self.pool.num_envs])
                 rollouts.extend(self._collect_wave(wave))
                 bar.update(len(wave))
+        if self.history is not None:
+            self.history.extend(rollouts)
         return rollouts
 
     def _collect_wave(self, requests: list[RolloutRequest]) -> list[Rollout]:
@@ -265,6 +318,8 @@ class RolloutCollector:
                 ]
                 taken = actors[actor].take_turns([states[i] for i in indices], seeds=seeds)
                 for i, turn in zip(indices, taken):
+                    if actor not in self.native or not turn.prompt_ids:
+                        turn = _in_student_tokens(self.student, states[i], turn)
                     agent_turns[i] = (actor, turn)
             started = time.perf_counter()
             results = self.pool.step({i: agent_turns[i][1].action for i in agent_turns})
@@ -303,6 +358,9 @@ class RolloutCollector:
                     live.discard(i)
                     self.replay.actions.pop(id(state), None)
                     self.expert.next_actions.pop(id(state), None)
+                    forget = getattr(self.teacher, "forget", None)
+                    if forget is not None:
+                        forget(state)
         return rollouts
 
 

@@ -21,6 +21,7 @@ import importlib
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,60 +33,20 @@ import torch
 
 from distill.batching import Example, collate, completion_logprobs
 from distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from distill.config import TrainConfig
+from distill.config import ConfigError, TrainConfig
 from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
-from distill.metrics import MetricsLog, plot_curves
+from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
+from distill.models import (
+    check_shared_vocabulary,
+    check_teacher_tokens,
+    load_student,
+    load_teacher,
+    resolve_recipe_models,
+    student_tokenizer,
+)
 from envs.fileio import atomic_write_json
 
-__all__ = ["RunContext", "combined_loss", "load_agent", "train"]
-
-
-# -- models ------------------------------------------------------------------------------
-
-
-def load_agent(
-    spec: str, config: TrainConfig, *, tokenizer: Any = None, seed: int = 0, **kwargs: Any
-) -> Any:
-    """An ``HFAgent`` from a folder / hub name, or a fresh local model of a size in ``local_sizes()``."""
-    from agents.hf import HFAgent
-    from agents.tiny import build_model, train_tokenizer
-
-    common = {
-        "max_new_tokens": config.max_new_tokens,
-        "seed": seed,
-        "prompt": config.prompt_config(),
-        **kwargs,
-    }
-    sizes = local_sizes()
-    if spec in sizes:
-        tokenizer = tokenizer if tokenizer is not None else train_tokenizer()
-        model = build_model(sizes[spec], tokenizer, seed=seed)
-        return HFAgent(model.to(config.device), tokenizer, **common)
-    if not Path(spec).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FileNotFoundError(f"model {spec!r} is not a local folder and the hub is offline")
-    return HFAgent.from_pretrained(spec, device=config.device, **common)
-
-
-def local_sizes() -> dict[str, Any]:
-    """Model sizes built locally from a config: agents.tiny's, plus ``micro`` (~0.36M) and
-    ``mini`` (~0.61M) for students smaller than a ``tiny`` teacher."""
-    from agents.tiny import SIZES, TinySize
-
-    return {
-        **SIZES,
-        "micro": TinySize(64, 2, 2, 1, 32, 192),
-        "mini": TinySize(96, 2, 3, 1, 32, 288),
-    }
-
-
-def check_shared_vocabulary(student: Any, teacher: Any) -> None:
-    """OPD-family methods score the student's tokens with the teacher: the vocabularies must match."""
-    if student.tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
-        raise ValueError(
-            "the teacher and the student use different tokenizers; on-policy distillation scores the "
-            "student's tokens with the teacher, so both must share a vocabulary (pick a teacher of the "
-            "student's model family, or use sft, which needs only the teacher's text)"
-        )
+__all__ = ["RunContext", "combined_loss", "train"]
 
 
 # -- the loss ----------------------------------------------------------------------------
@@ -241,7 +202,7 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
             num_envs=config.num_envs,
             # Ranking reads the admissible actions from the env's info.
             env_kwargs={
-                **config.env_kwargs,
+                **config.env_settings(),
                 **({"admissible_actions": "full"} if config.eval_mode == "rank" else {}),
                 "split": panel.split,
             },
@@ -274,113 +235,136 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
     }
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run ``config`` to ``total_steps`` (from the newest checkpoint with ``resume``); returns a summary."""
+def _collector(config: TrainConfig, student: Any, teacher: Any, env_kwargs: dict) -> Any:
+    """The run's rollout collector; an env that cannot be made is a ConfigError naming it."""
     from distill.rollout import RolloutCollector
+    from envs.pool import EnvPoolError
+
+    try:
+        return RolloutCollector(
+            config.env_id,
+            student=student,
+            teacher=teacher,
+            num_envs=config.num_envs,
+            env_kwargs=env_kwargs,
+            mode=config.env_mode,
+        )
+    except (EnvPoolError, TypeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ConfigError(
+            f"env_kwargs: cannot make {config.env_id} with {env_kwargs}: {reason}"
+        ) from None
+
+
+def _probe_prompts(collector: Any, student: Any) -> list[str]:
+    """Real prompts of the run's env, rendered by the student, for checking a teacher's
+    tokenizer: the first turn of one episode."""
+    from agents.prompts import EpisodeState
+
+    observation, info = collector.pool.reset({0: {"seed": 0}})[0]
+    state = EpisodeState.start(observation, info, env_id=collector.env_id)
+    text = student.render(state)
+    return [text, "Numbers 0 7 42 1,234 3.14 -5 and words: déjà vu, naïve, \u2192 \U0001f600."]
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run ``config`` to ``total_steps`` (from the newest checkpoint with ``resume``); returns a summary.
+
+    Everything that can be wrong with the config (models, teacher server, envs) is checked
+    before ``run_dir`` is made: a mistake is a ``ConfigError`` and leaves no run folder. A
+    teacher server that fails mid-run raises ``agents.openai_agent.ServerError`` after its
+    retries; the newest checkpoint is intact and ``resume=True`` continues from it.
+    """
 
     rank, world = _distributed()
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and latest_checkpoint(run_dir) is None:
+        raise ConfigError(
+            f"resume: {run_dir} holds no checkpoint to resume from; start the run without resume"
+        )
+    config = resolve_recipe_models(config, quiet=not progress or rank != 0)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     method = importlib.import_module(f"distill.methods.{config.method}")
 
-    tokenizer = None
-    source = config.tokenizer
-    if (
-        source is None
-        and config.teacher
-        and Path(config.teacher).is_dir()
-        and config.student in local_sizes()
-    ):
-        source = config.teacher  # a student built here speaks the teacher's tokenizer
-    if resume and (run_dir / "tokenizer" / "tokenizer_config.json").exists():
-        source = str(run_dir / "tokenizer")  # a resumed run keeps the tokenizer it started with
-    if source:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    student = load_agent(
-        config.student,
-        config,
-        tokenizer=tokenizer,
-        seed=config.seed,
-        temperature=config.train_temperature,
-        actor="student",
-    )
-    teacher = None
-    if config.teacher:
-        teacher = load_agent(
-            config.teacher,
-            config,
-            tokenizer=student.tokenizer,
-            seed=config.seed + 1,
-            temperature=config.train_temperature,
-            actor="teacher",
-        )
-        teacher.model.requires_grad_(False)
-        if getattr(method, "NEEDS_SHARED_VOCAB", False):
-            check_shared_vocabulary(student, teacher)
-    elif getattr(method, "NEEDS_TEACHER", False):
-        raise ValueError(f"{config.method} needs a teacher: set `teacher:` in the config")
+    student = load_student(config, student_tokenizer(config, run_dir, resume=resume))
+    teacher = load_teacher(config, student) if config.teacher else None
+    if teacher is not None and getattr(method, "NEEDS_SHARED_VOCAB", False):
+        check_shared_vocabulary(student, teacher)
+    if teacher is None and getattr(method, "NEEDS_TEACHER", False):
+        raise ConfigError(f"teacher: {config.method} needs a teacher")
     ref_model = None
     if getattr(method, "NEEDS_REFERENCE_MODEL", False):
         ref_model = copy.deepcopy(student.model).eval().requires_grad_(False)
 
-    model = student.model
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        betas=config.adam_betas,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    start_step, cache, stopped = 0, {}, False
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-        start_step, cache = state.step, state.extra.get("method_cache", {})
-        stopped = bool(state.extra.get("target_reached", False))
-        if ref_model is not None and "ref_state" in state.extra:
-            ref_model.load_state_dict(state.extra["ref_state"])
-    train_model: torch.nn.Module = model
-    if world > 1:
-        train_model = torch.nn.parallel.DistributedDataParallel(model)
-
-    env_kwargs = {"split": config.train_split, **config.env_kwargs}
+    env_kwargs = {"split": config.train_split, **config.env_settings()}
     if (
         getattr(method, "NEEDS_EXPERT", False)
         or getattr(config, "demonstrator", "") == "expert"
         or getattr(config, "reference", "") == "expert"
     ):
         env_kwargs.setdefault("expert", True)
-    collector = RolloutCollector(
-        config.env_id,
-        student=student,
-        teacher=teacher,
-        num_envs=config.num_envs,
-        env_kwargs=env_kwargs,
-        mode=config.env_mode,
-    )
-    task_ids = collector.pool.get_attr("task_ids")[0]
-    ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
-    ctx.progress = progress and rank == 0
-    if rank == 0:
-        atomic_write_json(run_dir / "config.json", config.to_dict())
-        if not (run_dir / "tokenizer" / "tokenizer_config.json").exists():
-            student.tokenizer.save_pretrained(run_dir / "tokenizer")
-    log = (
-        MetricsLog(
-            run_dir,
-            resume_step=start_step if checkpoint else None,
-            tensorboard=config.tensorboard and rank == 0,
+    collector = _collector(config, student, teacher, env_kwargs)
+    made_run_dir = not run_dir.exists()
+    try:
+        if teacher is not None:
+            check_teacher_tokens(teacher, _probe_prompts(collector, student))
+        model = student.model
+        # full_vocab reverse KL reads the teacher's logits: an in-process teacher's module.
+        teacher_module = getattr(teacher, "model", None)
+        if not isinstance(teacher_module, torch.nn.Module):
+            teacher_module = None
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            betas=config.adam_betas,
         )
-        if rank == 0
-        else None
-    )
-    if hasattr(method, "prepare"):
-        method.prepare(ctx)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+        start_step, cache, stopped = 0, {}, False
+        checkpoint = latest_checkpoint(run_dir) if resume else None
+        if checkpoint is not None:
+            state = load_checkpoint(
+                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+            )
+            start_step, cache = state.step, state.extra.get("method_cache", {})
+            stopped = bool(state.extra.get("target_reached", False))
+            if ref_model is not None and "ref_state" in state.extra:
+                ref_model.load_state_dict(state.extra["ref_state"])
+        train_model: torch.nn.Module = model
+        if world > 1:
+            train_model = torch.nn.parallel.DistributedDataParallel(model)
+
+        task_ids = collector.pool.get_attr("task_ids")[0]
+        ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
+        ctx.progress = progress and rank == 0
+        if rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", config.to_dict())
+            if not (run_dir / "tokenizer" / "tokenizer_config.json").exists():
+                student.tokenizer.save_pretrained(run_dir / "tokenizer")
+        log = (
+            MetricsLog(
+                run_dir,
+                resume_step=start_step if checkpoint else None,
+                tensorboard=config.tensorboard and rank == 0,
+            )
+            if rank == 0
+            else None
+        )
+        trajectories = None
+        if rank == 0 and config.save_trajectories:
+            trajectories = StepLog(
+                run_dir / "trajectories.jsonl", resume_step=start_step if checkpoint else None
+            )
+        if hasattr(method, "prepare"):
+            method.prepare(ctx)
+    except BaseException:
+        collector.close()
+        if made_run_dir and latest_checkpoint(run_dir) is None:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no folder behind
+        raise
 
     from tqdm import tqdm
 
@@ -418,7 +402,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         for step in range(start_step, config.total_steps if not stopped else start_step):
             timings: dict[str, float] = {}
             started, env_before = time.perf_counter(), collector.env_seconds
+            collector.history = [] if trajectories is not None else None
             examples, metrics = method.make_examples(ctx, step)
+            if trajectories is not None:
+                for row in rollout_rows(step + 1, collector.history or []):
+                    trajectories.write(row)
             timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
             timings["time_rollout_s"] = time.perf_counter() - started - timings["time_scoring_s"]
             # The envs' share of the rollout time (the rest is generation and bookkeeping).
@@ -448,7 +436,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                             config,
                             pad_id=student.pad_token_id,
                             ref_model=ref_model,
-                            teacher_model=teacher.model if teacher is not None else None,
+                            teacher_model=teacher_module,
                             token_normaliser=float(count) / world,
                         )
                         loss.backward()
@@ -533,6 +521,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             ctx.eval_collector.close()
         if log:
             log.close()
+        if trajectories is not None:
+            trajectories.close()
     if tracker is not None:
         # Missed the target within the cap: final/ gets the best evaluated weights.
         tracker.restore_best(model, last_step)

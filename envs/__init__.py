@@ -22,22 +22,41 @@ from envs.core import (  # noqa: E402
     TextSpace,
     Transition,
 )
-from envs.panels import Panel, default_panel, list_panels, load_panel  # noqa: E402
+from envs.panels import (  # noqa: E402
+    Panel,
+    default_panel,
+    list_panels,
+    load_panel,
+    register_panel_dir,
+)
 from envs.registration import ENV_ENTRIES, register_all, registered_ids  # noqa: E402
 
 register_all()
+
+
+def __getattr__(name: str):
+    # The contract checker is loaded on first use, so ``python -m envs.contract`` runs cleanly.
+    if name in ("ContractError", "check_env_contract"):
+        import envs.contract
+
+        return getattr(envs.contract, name)
+    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+
 
 __all__ = [
     "ADMISSIBLE_MODES",
     "ENV_ENTRIES",
     "INFO_KEYS",
     "BackendError",
+    "ContractError",
     "Panel",
     "TextEnv",
     "TextSpace",
     "Transition",
+    "check_env_contract",
     "default_panel",
     "list_panels",
     "load_panel",
+    "register_panel_dir",
     "registered_ids",
 ]

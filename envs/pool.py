@@ -30,16 +30,18 @@ class EnvPoolError(RuntimeError):
     """An env in the pool raised; the message carries the worker's traceback."""
 
 
-def _make(env_id: str, env_kwargs: dict[str, Any]) -> gym.Env:
-    import envs  # noqa: F401  (registers the ids in a spawned process)
+def _make(spec: gym.envs.registration.EnvSpec, env_kwargs: dict[str, Any]) -> gym.Env:
+    import envs  # noqa: F401  (the project's entry points in a spawned process)
 
-    return gym.make(env_id, **env_kwargs)
+    # The parent's spec, not its id: an id a user registered in the parent (``--import``)
+    # is unknown to a spawned process, but its spec names the entry point to import.
+    return gym.make(spec, **env_kwargs)
 
 
-def _worker(pipe: Any, env_id: str, env_kwargs: dict[str, Any]) -> None:
+def _worker(pipe: Any, spec: gym.envs.registration.EnvSpec, env_kwargs: dict[str, Any]) -> None:
     env = None
     try:
-        env = _make(env_id, env_kwargs)
+        env = _make(spec, env_kwargs)
         pipe.send(("ok", None))
         while True:
             command, payload = pipe.recv()
@@ -84,18 +86,19 @@ class EnvPool:
             raise ValueError(f"mode must be 'async' or 'sync', got {mode!r}")
         self.env_id, self.num_envs, self.mode = env_id, num_envs, mode
         self.env_kwargs = dict(env_kwargs or {})
+        self.spec = gym.spec(env_id)
         self._envs: list[gym.Env] = []
         self._pipes: list[Any] = []
         self._processes: list[Any] = []
         self._closed = False
         if mode == "sync":
-            self._envs = [_make(env_id, self.env_kwargs) for _ in range(num_envs)]
+            self._envs = [_make(self.spec, self.env_kwargs) for _ in range(num_envs)]
             return
         ctx = mp.get_context(context)
         for _ in range(num_envs):
             parent, child = ctx.Pipe()
             process = ctx.Process(
-                target=_worker, args=(child, env_id, self.env_kwargs), daemon=True
+                target=_worker, args=(child, self.spec, self.env_kwargs), daemon=True
             )
             process.start()
             child.close()

@@ -6,12 +6,23 @@ benchmark's heavy imports (the JVM bridge, TextWorld) happen at ``gym.make``.
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
-__all__ = ["EnvEntry", "ENV_ENTRIES", "register_all", "registered_ids"]
+__all__ = [
+    "EnvEntry",
+    "ENV_ENTRIES",
+    "accepted_kwargs",
+    "check_env_id",
+    "env_class",
+    "register_all",
+    "registered_ids",
+]
 
 
 @dataclass(frozen=True)
@@ -83,3 +94,57 @@ def register_all() -> None:
 def registered_ids() -> list[str]:
     """Every id this package registers, in registration order."""
     return [entry.id for entry in ENV_ENTRIES]
+
+
+def check_env_id(env_id: Any) -> str:
+    """``env_id`` if Gymnasium knows it; otherwise a one-line ValueError with the closest ids."""
+    import envs  # noqa: F401  (registers the project's ids)
+
+    if isinstance(env_id, str) and env_id in gym.registry:
+        return env_id
+    known = sorted(gym.registry)
+    text = str(env_id)
+    by_case = {name.lower(): name for name in known}
+    guesses = [by_case[text.lower()]] if text.lower() in by_case else []
+    guesses += difflib.get_close_matches(text, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {guesses[0]!r}?" if guesses else ""
+    ours = ", ".join(registered_ids())
+    raise ValueError(
+        f"unknown env id {env_id!r}{hint} (mentorgym registers {ours}; "
+        "--import <module> registers your own)"
+    )
+
+
+def env_class(env_id: str) -> type | None:
+    """The class behind a registered id, or None when its entry point is not a class."""
+    entry_point = gym.spec(env_id).entry_point
+    if isinstance(entry_point, str):
+        module_name, _, name = entry_point.partition(":")
+        try:
+            entry_point = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError):
+            return None
+    return entry_point if isinstance(entry_point, type) else None
+
+
+def accepted_kwargs(env_id: str) -> set[str] | None:
+    """The keyword arguments the env of ``env_id`` takes (None: it takes any)."""
+    cls = env_class(env_id)
+    if cls is None:
+        return None
+    names: set[str] = {"render_mode"}  # gym.make passes it to every env
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names.update(
+            p.name
+            for p in parameters
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        )
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+        if klass.__module__.startswith("gymnasium"):
+            return None  # **kwargs all the way up: anything goes
+    return None

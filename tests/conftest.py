@@ -12,6 +12,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # ALFWorld's translations go to a cache of this test process (removed when it ends), not
 # the user's ~/.cache.
 os.environ["MENTORGYM_ALFWORLD_TRANSLATIONS"] = tempfile.mkdtemp(prefix="mentorgym-test-tr-")
+# What runs build once (embedded teachers) goes to a cache of this test process too.
+os.environ["MENTORGYM_CACHE"] = tempfile.mkdtemp(prefix="mentorgym-test-cache-")
 
 import pytest
 
@@ -23,6 +25,7 @@ HAS_JAVA = shutil.which("java") is not None
 
 def pytest_unconfigure(config) -> None:
     shutil.rmtree(os.environ["MENTORGYM_ALFWORLD_TRANSLATIONS"], ignore_errors=True)
+    shutil.rmtree(os.environ["MENTORGYM_CACHE"], ignore_errors=True)
 
 
 def entry_params() -> list:

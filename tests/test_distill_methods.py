@@ -272,12 +272,25 @@ def test_shipped_configs_load_and_share_one_recipe_teacher(
         assert config.prompt_config().tool_listing == "compact"
         if path.stem != "teacher_sft":
             names.add(recipe_module.recipe_teacher_name(config))
-    assert len(names) == 1 and names.pop().startswith("ToolMath-v0-")
-    plain = load_config(None, {"method": "opd"})
-    assert recipe_module.recipe_teacher_name(plain).startswith("ToolMath-v0-")
-    other = load_config(None, {"method": "opd", "env_kwargs": {"levels": [2]}})
+    assert len(names) == 1
+    shipped = names.pop()
+    assert shipped.startswith("ToolMath-v0-")
+    plain = load_config(None, {"method": "opd", "teacher": "recipe"})
+    # the env family's defaults are the settings: spelt out, they name the same teacher
+    explicit = load_config(
+        None,
+        {
+            "method": "opd",
+            "teacher": "recipe",
+            "env_kwargs": {"levels": [2, 3, 4], "train_tasks": 20000},
+            "prompt": {"tool_listing": "compact"},
+        },
+    )
+    assert recipe_module.recipe_teacher_name(plain) == shipped
+    assert recipe_module.recipe_teacher_name(explicit) == shipped
+    other = load_config(None, {"method": "opd", "teacher": "recipe", "env_kwargs": {"levels": [2]}})
     assert recipe_module.recipe_teacher_name(other) != recipe_module.recipe_teacher_name(
-        load_config(None, {"method": "opd", "env_kwargs": {"levels": [3]}})
+        load_config(None, {"method": "opd", "teacher": "recipe", "env_kwargs": {"levels": [3]}})
     )
     # a changed recipe trains a new teacher instead of reusing one built by the old recipe
     recipe = tmp_path / "teacher_sft.yaml"
@@ -289,9 +302,9 @@ def test_shipped_configs_load_and_share_one_recipe_teacher(
 
 def test_a_bad_prompt_setting_is_refused_when_the_config_loads() -> None:
     with pytest.raises(ValueError, match="prompt: .*unexpected keyword argument 'bogus'"):
-        load_config(None, {"method": "opd", "prompt": {"bogus": 1}})
+        load_config(None, {"method": "opd", "teacher": "tiny", "prompt": {"bogus": 1}})
     with pytest.raises(ValueError, match="tool_listing must be one of"):
-        load_config(None, {"method": "opd", "prompt": {"tool_listing": "tiny"}})
+        load_config(None, {"method": "opd", "teacher": "tiny", "prompt": {"tool_listing": "tiny"}})
 
 
 @pytest.mark.parametrize("env_id", ["ToolMath-v0", "WebShop-v0"])

@@ -300,14 +300,18 @@ def test_every_shipped_preset_makes_valid_run_configs(name: str, tmp_path: Path)
         _teacher_config,
         _warm_start_config,
         initial_student,
+        teacher_dir,
     )
 
     preset = load_preset(name)
     for family in preset.families:
         teacher = _teacher_config(tmp_path, family, "cpu")
         assert teacher.method == "sft" and teacher.env_id == family.env_id
+        # a config checks that its models exist: each is made once the step before it ran
+        (teacher_dir(tmp_path, family) / "final").mkdir(parents=True)
         for size in family.students:
             warm = _warm_start_config(tmp_path, family, size, "cpu")
+            Path(initial_student(tmp_path, family, size)).mkdir(parents=True, exist_ok=True)
             assert warm.method == "sft" and warm.student == size and warm.demonstrator == "expert"
     for family, size, method, seed in preset.cells():
         config = _cell_config(tmp_path, family, size, method, seed, "cpu")
@@ -385,6 +389,8 @@ def test_an_alfworld_family_generates_its_games_once_and_every_run_plays_them(
     # The teacher, the cells and the family's own panels play the generated games;
     # a panel of another env does not get them.
     assert runner._teacher_config(out, family, "cpu").env_kwargs["data_dir"] == str(games)
+    (runner.teacher_dir(out, family) / "final").mkdir(parents=True)  # as if it had trained
+    Path(runner.initial_student(out, family, "micro")).mkdir(parents=True, exist_ok=True)
     cell = runner._cell_config(out, family, "micro", "opd", 0, "cpu")
     assert cell.env_kwargs["data_dir"] == str(games)
     in_domain, other = family.eval
@@ -415,7 +421,7 @@ def test_teachers_train_to_the_recipe_target_where_the_env_has_a_dev_panel(
     count a cap); the ALFWorld preset's teacher trains to its own target on ALFWorld's
     dev-v1, ranking; WebShop ships no dev panel, so a recipe teacher there trains fixed steps."""
     from distill.recipe import recipe_config
-    from distill.study.runner import _teacher_config, _warm_start_config
+    from distill.study.runner import _teacher_config, _warm_start_config, teacher_dir
 
     recipe = recipe_config("ToolMath-v0", env_kwargs={}, prompt={})
     assert recipe.target_eval_sr and recipe.eval_panel == "dev-v1" and recipe.eval_every > 0
@@ -425,6 +431,7 @@ def test_teachers_train_to_the_recipe_target_where_the_env_has_a_dev_panel(
     assert family.teacher == "recipe"
     teacher = _teacher_config(tmp_path, family, "cpu")
     assert (teacher.target_eval_sr, teacher.eval_panel) == (recipe.target_eval_sr, "dev-v1")
+    (teacher_dir(tmp_path, family) / "final").mkdir(parents=True)  # warm starts follow it
     assert _warm_start_config(tmp_path, family, "mini", "cpu").eval_panel == "dev-v1"
     alfworld = load_preset("cpu_alfworld").families[0]
     config = _teacher_config(tmp_path, alfworld, "cpu")

@@ -23,7 +23,6 @@ action, observation, reward, score, won, token counts and log-probs.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import shutil
@@ -52,8 +51,9 @@ from envs.evaluation import (  # noqa: E402
     supports_batched,
 )
 from envs.fileio import atomic_write_json  # noqa: E402
+from envs.imports import import_modules  # noqa: E402
 from envs.panels import default_panels, list_panels, load_panel  # noqa: E402
-from envs.registration import ENV_ENTRIES  # noqa: E402
+from envs.registration import ENV_ENTRIES, check_env_id  # noqa: E402
 
 gym.register_envs(envs)
 
@@ -167,15 +167,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--episodes must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error("--max-steps must be at least 1")
-    for module in args.imports:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            parser.error(f"--import {module}: {error}")
-    for env_id in args.env or []:
-        if env_id not in gym.registry:
-            known = sorted(entry.id for entry in ENV_ENTRIES)
-            parser.error(f"unknown env id {env_id!r}; mentorgym registers {known}")
+    try:
+        import_modules(args.imports)
+        for env_id in args.env or []:
+            check_env_id(env_id)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 

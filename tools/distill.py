@@ -2,24 +2,28 @@
 """Run a distillation method (SFT, OPD, Guided-OPD, TCOD, GRPO, MENTOR) on any registered env.
 
     python tools/distill.py --config configs/guided_opd.yaml
-    python tools/distill.py --config configs/opd.yaml --set total_steps=50 --set env_id=WebShop-v0
+    python tools/distill.py --config opd --set total_steps=50 --set env_id=WebShop-v0
     python tools/distill.py --config configs/guided_opd.yaml --resume     # continue a killed run
+    python tools/distill.py --config opd --import mypkg.envs --set env_id=MyEnv-v0
+    python tools/distill.py --config opd --set teacher='openai:http://127.0.0.1:8000/v1#teacher'
 
-A config's ``teacher: recipe`` (the shipped configs' default) means "the
-embedded offline teacher": a tiny model trained by SFT on expert
-trajectories of the config's env (``configs/teacher_sft.yaml``), built once
-under ``runs/teachers/<env>`` and reused. Every field is documented in
-``distill/config.py``; ``--help-fields`` lists them.
+A config names a method and its settings; ``--set`` overrides any field
+(``--help-fields`` lists them with their defaults). ``teacher: recipe`` (the
+shipped configs' default) is the embedded offline teacher: a tiny model trained
+by SFT on expert trajectories of the config's env, built once into the cache
+(``$MENTORGYM_CACHE``, default ``~/.cache/mentorgym``) and reused.
 
 The run writes to ``run_dir``: config.json, metrics.jsonl, tensorboard/,
 checkpoints/, curves.png, final/ (the trained student) and summary.json,
 and prints the student's success rate and score before and after.
+A mistaken value is one line naming the field (exit status 2); a teacher
+server that fails mid-run stops the run with the newest checkpoint intact
+(exit status 3): ``--resume`` continues once it is back.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -31,24 +35,27 @@ if str(ROOT) not in sys.path:
 
 import yaml  # noqa: E402
 
-from distill.config import CONFIGS, load_config  # noqa: E402
-from distill.recipe import ensure_recipe_teacher  # noqa: E402
+from distill.config import CONFIG_DIR, ConfigError, describe_fields, load_config  # noqa: E402
+from envs.imports import import_modules  # noqa: E402
 
 
 def parse_value(text: str) -> Any:
     """``--set key=value``: the value is read as YAML (numbers, booleans, lists, null)."""
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # not YAML: the config check says what the field wants
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="distill.py",
         description=__doc__.split("\n\n")[0],
-        epilog="Configs: " + ", ".join(sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))),
+        epilog="Configs: " + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", type=Path, help="YAML config (its `method:` picks the algorithm)"
+        "--config", help="YAML config file, or the name of a shipped one (e.g. guided_opd)"
     )
     parser.add_argument(
         "--set",
@@ -59,24 +66,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a config field (repeatable), e.g. --set total_steps=10",
     )
     parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first (repeatable), e.g. one that registers your own env ids",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue from run_dir's newest checkpoint"
     )
     parser.add_argument("--run-dir", help="where the run writes (overrides the config's run_dir)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--help-fields", action="store_true", help="list every config field and exit"
+        "--help-fields",
+        nargs="?",
+        const="",
+        metavar="METHOD",
+        help="list every config field (or one method's) with its default and description, then exit",
     )
     args = parser.parse_args(argv)
-    if args.help_fields:
+    if args.help_fields is not None:
         return args
     if args.config is None:
-        parser.error("--config is required (e.g. configs/guided_opd.yaml)")
-    if not args.config.is_file():
-        parser.error(f"no config file {args.config}")
+        parser.error("--config is required (e.g. --config guided_opd)")
     overrides = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = parse_value(value)
     if args.run_dir:
@@ -85,44 +102,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def print_fields() -> None:
-    for name, cls in CONFIGS.items():
-        print(f"[{name}] {cls.__doc__.strip().splitlines()[0]}")
-        for field in dataclasses.fields(cls):
-            print(f"    {field.name} = {getattr(cls(), field.name)!r}")
+def _show(values: dict) -> str:
+    if not values:
+        return "not evaluated"
+    return (
+        f"SR {values['eval_sr']:.1f}%  Score {values['eval_score']:.1f}  "
+        f"({values['eval_episodes']} episodes)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
-    if args.help_fields:
-        print_fields()
+    if args.help_fields is not None:
+        try:
+            print(describe_fields(args.help_fields or None), end="")
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
     try:
+        import_modules(args.imports)
         config = load_config(args.config, args.override_values)
-    except (ValueError, TypeError, yaml.YAMLError) as error:
+    except ValueError as error:  # ConfigError, or a module that cannot be imported
         print(f"error: {error}", file=sys.stderr)
         return 2
     from transformers.utils import logging as hf_logging
 
+    from agents.openai_agent import ServerError
+    from distill.checkpoint import latest_checkpoint
     from distill.trainer import train
 
     hf_logging.disable_progress_bar()  # a bar per model load would break up the run's own
-
-    if config.teacher == "recipe":
-        config.teacher = ensure_recipe_teacher(config, quiet=args.quiet)
-    if config.student == "recipe-teacher":  # e.g. SFT further, or evaluate the teacher itself
-        config.student = ensure_recipe_teacher(config, quiet=args.quiet)
-    summary = train(config, resume=args.resume, progress=not args.quiet)
+    try:
+        summary = train(config, resume=args.resume, progress=not args.quiet)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ServerError as error:
+        newest = latest_checkpoint(config.run_dir)
+        kept = (
+            f"the newest checkpoint, {newest.name}, is intact; once the server is back, "
+            "run the same command with --resume"
+            if newest
+            else "no checkpoint was written yet; run the same command once the server is back"
+        )
+        print(f"error: the teacher's server failed: {error}; {kept}", file=sys.stderr)
+        return 3
     before, after = summary.get("initial", {}), summary.get("final", {})
-
-    def show(values: dict) -> str:
-        if not values:
-            return "not evaluated"
-        return f"SR {values['eval_sr']:.1f}%  Score {values['eval_score']:.1f}  ({values['eval_episodes']} episodes)"
-
-    print(f"\n{config.method} on {config.env_id}: student before: {show(before)}")
-    print(f"{config.method} on {config.env_id}: student after:  {show(after)}")
+    print(f"\n{config.method} on {config.env_id}: student before: {_show(before)}")
+    print(f"{config.method} on {config.env_id}: student after:  {_show(after)}")
     print(f"run: {config.run_dir} (metrics.jsonl, curves.png, checkpoints/, final/)")
     return 0
 

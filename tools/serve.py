@@ -18,7 +18,9 @@ Endpoints (OpenAI wire format, plus the vLLM extensions noted):
 * ``POST /v1/completions``: ``prompt`` (text, token ids, or a list of either),
   the sampling fields above, ``echo`` and ``logprobs`` (legacy format),
   ``prompt_logprobs`` (vLLM: per prompt token ``{token_id: {logprob, rank,
-  decoded_token}}``). ``max_tokens`` may be 0 to score a prompt only.
+  decoded_token}}``). ``max_tokens`` may be 0 to score a prompt only;
+* ``POST /tokenize`` (vLLM: ``prompt`` or ``messages`` to token ids) and
+  ``POST /detokenize`` (vLLM: ``tokens`` to text).
 
 Log-probs are those of the model at temperature 1, whatever the sampling
 temperature. The reply's ``content`` leaves out a matched stop string (unless
@@ -479,6 +481,42 @@ class ModelServer:
             "usage": _usage(prompt_total, completion_total),
         }
 
+    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's ``/tokenize``: the token ids of ``prompt`` (text) or of ``messages`` (chat)."""
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        if isinstance(body.get("prompt"), str):
+            text = body["prompt"]
+            ids = list(
+                self.agent.tokenizer.encode(
+                    text, add_special_tokens=bool(body.get("add_special_tokens", True))
+                )
+            )
+        elif isinstance(body.get("messages"), list) and body["messages"]:
+            try:
+                text = render_prompt(
+                    self.agent.tokenizer,
+                    body["messages"],
+                    tools=body.get("tools"),
+                    template_kwargs=body.get("chat_template_kwargs") or {},
+                )
+            except Exception as error:
+                raise BadRequest(f"the chat template failed on these messages: {error}") from None
+            ids = self.agent.encode(text)
+        else:
+            raise BadRequest("give 'prompt' (a string) or 'messages' (a non-empty list)")
+        return {"count": len(ids), "max_model_len": self._context_limit(), "tokens": ids}
+
+    def detokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's ``/detokenize``: the text of ``tokens``."""
+        tokens = body.get("tokens") if isinstance(body, dict) else None
+        if not isinstance(tokens, list) or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in tokens
+        ):
+            raise BadRequest("'tokens' must be a list of token ids")
+        checked = self._prompts([tokens])[0] if tokens else []  # ids inside the vocabulary
+        return {"prompt": self.agent.tokenizer.decode(checked)}
+
     def _prompt_entry(self, token: int, entry: tuple, top_n: int, as_ids: bool) -> dict[str, Any]:
         value, rank, top = entry
         result = {
@@ -582,6 +620,8 @@ class _Handler(BaseHTTPRequestHandler):
             "/chat/completions": self.server.model_server.chat,
             "/v1/completions": self.server.model_server.completions,
             "/completions": self.server.model_server.completions,
+            "/tokenize": self.server.model_server.tokenize,
+            "/detokenize": self.server.model_server.detokenize,
         }
         handler = routes.get(path)
         try:
@@ -670,15 +710,18 @@ def make_server(
 
 
 def load_agent(model: str, *, dtype: str, device: str, trust_remote_code: bool) -> HFAgent:
-    """``tiny:<size>`` builds a random offline model; anything else is a name or folder."""
-    if model.startswith("tiny:"):
-        from agents.tiny import build_tiny
+    """The model to serve, by the project's agent grammar: ``tiny:<size>`` (a random offline
+    model), ``hf:<folder-or-hub-name>``, or a bare folder or hub name (read as ``hf:``)."""
+    from agents.factory import make_agent
 
-        built, tokenizer = build_tiny(model.partition(":")[2] or "tiny")
-        return HFAgent(built, tokenizer)
-    return HFAgent.from_pretrained(
-        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code
-    )
+    spec = model if model.startswith(("tiny:", "hf:")) else f"hf:{model}"
+    options: dict[str, Any] = {"device": device}
+    if spec.startswith("hf:"):
+        options.update(dtype=dtype, trust_remote_code=trust_remote_code)
+    agent = make_agent(spec, options=options)
+    if not isinstance(agent, HFAgent):
+        raise ValueError(f"{model!r} is not a model this server can run")
+    return agent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -689,7 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "model", help="hub name, local folder, or tiny:<size> (a random offline model)"
+        "model",
+        help="a model folder, hf:<folder-or-hub-name>, or tiny:<size> (a random offline model)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)"

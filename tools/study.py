@@ -50,7 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--preset", required=True, help="a preset name or a YAML path")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/study-<preset>)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module first (repeatable), e.g. one that registers your own env ids",
+    )
     parser.add_argument("--docs", type=Path, help="a Markdown page to put the tables and plots in")
     parser.add_argument(
         "--report-only", action="store_true", help="only gather, table and plot what exists"
@@ -102,7 +110,15 @@ def write_docs(page: Path, table: str, plots: list[Path], out: Path, command: st
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
+    from distill.config import device_problem
+    from envs.imports import import_modules
+
+    problem = device_problem(args.device)
+    if problem:
+        print(f"error: --device: {problem}", file=sys.stderr)
+        return 2
     try:
+        import_modules(args.imports)
         preset = load_preset(args.preset)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -118,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.report_only:
         results = gather(preset, out)
+        if not results["runs"] and not any(results["teachers"].values()):
+            print(
+                f"error: {out} holds no evaluated run of preset {preset.name!r} to report; "
+                "run the study first (without --report-only)",
+                file=sys.stderr,
+            )
+            return 2
         from envs.fileio import atomic_write_text
 
         atomic_write_text(

@@ -15,7 +15,7 @@ A preset is a YAML file (``configs/study/<name>.yaml``)::
                                              # trajectories first (configs/teacher_sft.yaml
                                              # with these overrides); all methods and seeds
                                              # start from that one initial student
-        students: [micro, mini]              # sizes from distill.trainer.local_sizes()
+        students: [micro, mini]              # sizes from agents.tiny.SIZES
         methods: [sft, opd, guided_opd, tcod_f2b, grpo, mentor_exact, mentor_f1]
         train: {total_steps: 30, rollouts_per_step: 8}   # every method
         method_train: {sft: {rollouts_per_step: 24}}     # one method's overrides
@@ -151,7 +151,7 @@ def _eval_spec(data: Any, where: str) -> EvalSpec:
 
 
 def _family(name: str, data: Any, where: str) -> Family:
-    from distill.trainer import local_sizes
+    from agents.tiny import SIZES
 
     data = _mapping(data, where)
     known = {
@@ -164,11 +164,11 @@ def _family(name: str, data: Any, where: str) -> Family:
     for key in ("env_id", "students", "methods", "eval"):
         if not data.get(key):
             raise ValueError(f"{where}: {key} is required")
-    sizes = local_sizes()
+    sizes = SIZES
     students = tuple(str(s) for s in data["students"])
     for size in students:
         if size not in sizes:
-            raise ValueError(f"{where}: unknown student size {size!r}; choose from {sorted(sizes)}")
+            raise ValueError(f"{where}: unknown student size {size!r}; choose from {list(sizes)}")
     methods = tuple(str(m) for m in data["methods"])
     for method in methods:
         if method not in METHOD_VARIANTS:

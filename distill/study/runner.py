@@ -193,10 +193,11 @@ def _cell_config(out: Path, family: Family, size: str, method: str, seed: int, d
 
 def _train(config: Any, *, progress: bool) -> float:
     """Train (or finish) ``config``'s run; the wall seconds this call spent."""
+    from distill.checkpoint import latest_checkpoint
     from distill.trainer import train
 
     started = time.perf_counter()
-    train(config, resume=True, progress=progress)
+    train(config, resume=latest_checkpoint(config.run_dir) is not None, progress=progress)
     return time.perf_counter() - started
 
 
@@ -228,21 +229,17 @@ def _training_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _agent(folder_or_size: str, family: Family, *, tokenizer_dir: Path, seed: int, **options: Any):
-    """An HFAgent from a model folder, or a fresh student of a local size (the initial student)."""
-    from agents.hf import HFAgent
+    """An HFAgent from a model folder, or a fresh student of a local size (the initial student),
+    prompting as the family's training runs do (the env family's defaults under its own)."""
+    from agents.factory import make_agent, model_spec
     from agents.prompts import PromptConfig
-    from distill.trainer import local_sizes
+    from distill.env_defaults import env_defaults, merged
 
-    prompt = PromptConfig(**family.prompt)
-    if folder_or_size in local_sizes():
-        from transformers import AutoTokenizer
-
-        from agents.tiny import build_model
-
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        model = build_model(local_sizes()[folder_or_size], tokenizer, seed=seed)
-        return HFAgent(model, tokenizer, seed=seed, prompt=prompt, **options)
-    return HFAgent.from_pretrained(folder_or_size, seed=seed, prompt=prompt, **options)
+    prompt = PromptConfig(**merged(env_defaults(family.env_id).prompt, family.prompt))
+    spec = model_spec(folder_or_size)
+    if spec.startswith("tiny:"):
+        options["tokenizer"] = str(tokenizer_dir)
+    return make_agent(spec, seed=seed, options={"prompt": prompt, **options})
 
 
 def _play(
@@ -257,7 +254,7 @@ def _play(
     """``agent`` plays ``spec``'s panel (its first ``episodes`` playable tasks) at ``temperature``;
     ``env_kwargs`` come before the panel's own."""
     from agents.base import agent_env_kwargs
-    from distill.config import DEFAULT_TURN_CAPS, TOOL_TURN_CAP
+    from distill.env_defaults import env_defaults
     from distill.evaluation import find_panel, play_panel
     from distill.rollout import RolloutCollector
 
@@ -280,7 +277,7 @@ def _play(
             panel,
             temperature=temperature,
             episodes=episodes,
-            max_turns=DEFAULT_TURN_CAPS.get(spec.env_id, TOOL_TURN_CAP),
+            max_turns=env_defaults(spec.env_id).max_turns or 30,
         )
     finally:
         collector.close()
