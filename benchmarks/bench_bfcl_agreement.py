@@ -40,25 +40,14 @@ sys.path.insert(0, str(ROOT))
 import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402,F401
-from envs.tooluse.bfcl import RELEVANCE_CATEGORIES  # noqa: E402
+from envs.tooluse.bfcl import AST_CATEGORIES, RELEVANCE_CATEGORIES  # noqa: E402
 from envs.tooluse.calls import format_tool_calls  # noqa: E402
 from envs.tooluse.checkers import match_calls  # noqa: E402
 from envs.tooluse.schema import normalize_tool_name, schema_name, schema_parameters  # noqa: E402
 from envs.tooluse.tasks import ToolTask, load_bfcl  # noqa: E402
 
-FILES = (
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "irrelevance",
-    "live_irrelevance",
-    "live_relevance",
-)
+# BFCL v4 file names: every Python AST and relevance category ("simple" is v3's name).
+FILES = tuple(c for c in AST_CATEGORIES + RELEVANCE_CATEGORIES if c != "simple")
 
 # Run by the official interpreter: reads cases on stdin, writes one verdict per line.
 DRIVER = r"""

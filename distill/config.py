@@ -191,6 +191,7 @@ class MentorConfig(GRPOConfig):
     reward_weights: dict[str, float] = field(
         default_factory=dict
     )  # overrides of the 0.7/0.3/0.2/0.1 weights
+    reference_attempts: int = 1  # reference episodes per task; the first successful one counts
     epochs: int = 2  # MENTOR: 2 epochs
 
 
