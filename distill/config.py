@@ -433,6 +433,9 @@ class MentorConfig(GRPOConfig):
     reward_weights: dict[str, float] = setting(
         factory=dict, help="overrides of the 0.7 / 0.3 / 0.2 / 0.1 reward weights"
     )
+    reference_attempts: int = setting(
+        1, "reference episodes per task; the first successful one counts", minimum=1
+    )
     epochs: int = setting(2, "optimiser passes over each step's rollouts (MENTOR: 2)", minimum=1)
 
     def check(self) -> None:

@@ -354,7 +354,7 @@ class TextEnv(gym.Env[str, str]):
             return "The episode is over; call reset() to start a new one.", 0.0, True, False, info
 
         self._turn += 1
-        problem = action_problem(action, self.action_space.max_length)
+        problem = self._action_problem(action)
         extra: dict[str, Any] = {}
         if problem is not None:
             transition = Transition(
@@ -392,6 +392,10 @@ class TextEnv(gym.Env[str, str]):
         )
         self._maybe_render()
         return observation, reward, self._done, False, info
+
+    def _action_problem(self, action: Any) -> str | None:
+        """Why ``action`` is refused before ``_execute`` (None: run it); a subclass may accept more."""
+        return action_problem(action, self.action_space.max_length)
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":

@@ -161,19 +161,42 @@ def rollout_metrics(rollouts: Sequence[Rollout]) -> dict[str, float]:
     }
 
 
-def reference_rollouts(ctx: Any, tasks: Sequence[str], who: str) -> dict[str, Rollout]:
-    """One reference episode per task by ``who`` (``expert`` or ``teacher``), cached in ``ctx.cache``."""
+def reference_rollouts(
+    ctx: Any, tasks: Sequence[str], who: str, *, attempts: int = 1
+) -> dict[str, dict[str, Any]]:
+    """Reference episodes of each task by ``who`` (``expert`` or ``teacher``), cached in ``ctx.cache``.
+
+    ``attempts`` episodes are played per task (seeded by the task, so every rank and
+    every resume gets the same ones). A task's record holds ``episodes`` (each
+    ``{"won", "completions"}``) and, from its first successful episode (or its
+    first episode when none succeeded), ``won``, ``actions`` and ``action_types``.
+    """
+    if attempts < 1:
+        raise ValueError(f"reference attempts must be at least 1, not {attempts}")
     cache = ctx.cache.setdefault("references", {})
-    missing = [t for t in dict.fromkeys(tasks) if t not in cache]
+    missing = [
+        t
+        for t in dict.fromkeys(tasks)
+        if t not in cache or len(cache[t].get("episodes", ())) < attempts
+    ]
     if missing:
         selector: Selector = FixedSelector(who, agents=("student", "teacher", "expert", "replay"))
-        # Seeded by the task itself, so every rank and every resume gets the same reference.
-        indices = [zlib.crc32(task.encode()) for task in missing]
-        rollouts = collect(ctx, -1, missing, lambda _i: selector, indices=indices)
-        for task, rollout in zip(missing, rollouts):
+        wanted = [(task, k) for task in missing for k in range(attempts)]
+        # The first attempt keeps the seed a single reference always had.
+        indices = [zlib.crc32(task.encode()) + k for task, k in wanted]
+        rollouts = collect(ctx, -1, [t for t, _ in wanted], lambda _i: selector, indices=indices)
+        played: dict[str, list[Rollout]] = {}
+        for (task, _), rollout in zip(wanted, rollouts):
+            played.setdefault(task, []).append(rollout)
+        for task, episodes in played.items():
+            chosen = next((r for r in episodes if r.won), episodes[0])
             cache[task] = {
-                "won": rollout.won,
-                "actions": rollout.actions_of(who),
-                "action_types": rollout.action_types_of(who),
+                "won": chosen.won,
+                "actions": chosen.actions_of(who),
+                "action_types": chosen.action_types_of(who),
+                "episodes": [
+                    {"won": r.won, "completions": [t.completion for t in r.turns if t.actor == who]}
+                    for r in episodes
+                ],
             }
     return {t: cache[t] for t in tasks}

@@ -13,16 +13,26 @@ Task categories (``meta.category``), as in BFCL:
 * ``parallel_multiple``: several functions, several calls in one completion;
 * ``sequential`` (ours): a later call needs an earlier call's result.
 
-**Judging** is BFCL's AST check (:func:`envs.tooluse.checkers.match_calls`):
-every call made during the episode (the ``answer`` tool aside) must match a gold
-call one to one, in any order, with the right function, argument types and
-values (strings compare without case, spaces or ``,./-_*^``; ``""`` among a
-parameter's accepted values makes it optional). Extra or missing calls fail the
-task. The episode ends with the ``answer`` tool or ``<answer>...</answer>``;
-the answer text itself is not judged, as in BFCL.
+**Two judges.** The shipped and generated tasks (and JSONL tasks in the
+mentorgym schema) use the *mentorgym call judge*
+(:func:`envs.tooluse.checkers.match_calls`), stricter than BFCL's: every call
+made during the episode (the ``answer`` tool aside) must match a gold call one
+to one, in any order (an optimal pairing), with the right function (dots and
+underscores alike), argument types by the schema and values (strings compare
+without case, whitespace or ``,./-_*^``, at every depth; ``""`` among a
+parameter's accepted values makes it optional). The episode ends with the
+``answer`` tool or ``<answer>...</answer>``; the answer text is not judged.
 
-Tasks loaded from BFCL files have no implementations: their first completion
-with calls is judged at once and ends the episode (BFCL's single-turn protocol).
+Tasks loaded from BFCL files (:func:`envs.tooluse.tasks.load_bfcl`, or their
+JSONL conversion) are in *BFCL mode*: judged by :mod:`envs.tooluse.bfcl`,
+which gives exactly the verdict of BFCL's AST checker, on the **first
+completion, whatever it is** (BFCL's single shot: no retry for an unreadable,
+non-printable, over-long or many-call completion). Only the entry's functions
+are offered (no ``answer`` tool) and the first observation is the question
+alone. ``bfcl_mode`` picks BFCL's name convention: ``"fc"`` expects
+``math.fact`` as ``math_fact`` (BFCL's ``underscore_to_dot``, the function-calling
+APIs that allow no dots) and shows underscored names; ``"prompting"`` expects and
+shows ``math.fact``.
 
 **Splits are disjoint in argument values**: cities, event titles and people
 in test questions never appear in train questions.
@@ -30,6 +40,7 @@ in test questions never appear in train questions.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -39,7 +50,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from envs.tooluse.calls import format_tool_call
+from envs.core import Transition
+from envs.tooluse.bfcl import BFCL_MODES, check_calls, check_relevance, decode_calls
+from envs.tooluse.calls import format_tool_call, format_tool_calls
 from envs.tooluse.checkers import match_calls
 from envs.tooluse.env import ToolEnv, Verdict
 from envs.tooluse.mathtools import ToolError
@@ -393,7 +406,8 @@ class FunctionCallEnv(ToolEnv):
     ``task_file`` plays a JSONL file in the mentorgym schema, or a BFCL question
     file (detected by its ``function`` key) with ``answer_file`` its
     ``possible_answer`` file. Tasks whose tools are all ours run them; others
-    are judged on their first completion with calls.
+    are judged on their first completion with calls. BFCL tasks are judged in
+    BFCL mode (module docstring), with ``bfcl_mode`` ``"fc"`` or ``"prompting"``.
     """
 
     answer_instruction = (
@@ -407,9 +421,15 @@ class FunctionCallEnv(ToolEnv):
         split: str = "train",
         task_file: str | None = None,
         answer_file: str | None = None,
+        bfcl_mode: str = "fc",
         **kwargs: Any,
     ) -> None:
         super().__init__(split=split, **kwargs)
+        if bfcl_mode not in BFCL_MODES:
+            raise ValueError(
+                f"FunctionCallEnv: bfcl_mode must be one of {list(BFCL_MODES)}, not {bfcl_mode!r}"
+            )
+        self.bfcl_mode = bfcl_mode
         if task_file is not None:
             records = read_records(task_file)
             if records and isinstance(records[0], dict) and "function" in records[0]:
@@ -440,6 +460,98 @@ class FunctionCallEnv(ToolEnv):
         }
         note = "" if result.correct else "The calls do not match what the request needs."
         return Verdict(1.0 if result.correct else 0.0, result.correct, info, note)
+
+    # -- BFCL mode -------------------------------------------------------------------
+
+    @staticmethod
+    def _is_bfcl(task: ToolTask | None) -> bool:
+        return task is not None and "bfcl_functions" in task.meta
+
+    def _bfcl_name(self, name: str) -> str:
+        return name.replace(".", "_") if self.bfcl_mode == "fc" else name
+
+    def _start_task(self, task_id: str) -> tuple[str, str]:
+        observation, question = super()._start_task(task_id)
+        task = self.tasks[task_id]
+        if not self._is_bfcl(task):
+            return observation, question
+        # BFCL shows the entry's functions only, named as the model mode expects them.
+        tools = []
+        for schema, function in zip(task.tools, task.meta["bfcl_functions"]):
+            shown = copy.deepcopy(schema)
+            shown["function"]["name"] = self._bfcl_name(function["name"])
+            tools.append(shown)
+        self._tools = tools
+        self._schemas = {schema_name(s): s for s in tools}
+        return task.question, question
+
+    def _action_problem(self, action: Any) -> str | None:
+        if isinstance(action, str) and not self._done and self._is_bfcl(self._task_obj):
+            return None  # BFCL judges whatever the model answered, once
+        return super()._action_problem(action)
+
+    def _execute(self, action: str) -> Transition:
+        task = self._task_obj
+        if self._is_bfcl(task):
+            assert task is not None
+            return self._judge_bfcl(task, action)
+        return super()._execute(action)
+
+    def _judge_bfcl(self, task: ToolTask, completion: str) -> Transition:
+        calls = decode_calls(completion)
+        for call in calls or []:
+            ((name, arguments),) = call.items()
+            self._record(name, arguments, True, None)
+        if calls is None:
+            self._record(None, None, False, "malformed")
+        category = task.meta.get("bfcl_category") or "simple"
+        if category in ("irrelevance", "live_irrelevance", "live_relevance"):
+            verdict = check_relevance(calls, category)
+        else:
+            verdict = check_calls(
+                task.meta["bfcl_functions"],
+                calls,
+                task.meta["bfcl_ground_truth"],
+                category,
+                underscore_to_dot=self.bfcl_mode == "fc",
+            )
+        self._final_answer = None
+        self._verdict_info = {
+            "calls_matched": verdict.matched,
+            "calls_expected": len(task.meta["bfcl_ground_truth"] or []),
+            "call_problems": [] if verdict.valid else [verdict.error],
+            "bfcl_error_type": verdict.error_type,
+        }
+        outcome = "Correct." if verdict.valid else "Incorrect."
+        return Transition(
+            observation=f"Response judged (BFCL). {outcome}",
+            score=1.0 if verdict.valid else 0.0,
+            terminated=True,
+            won=verdict.valid,
+            invalid_action=calls is None,
+            action_type="answer",
+        )
+
+    def format_answer(self, text: str) -> str:
+        if self._is_bfcl(self._task_obj):
+            return f"<answer>{text}</answer>"  # BFCL offers no answer tool: a reply without calls
+        return super().format_answer(text)
+
+    def _expert_action(self) -> str | None:
+        task = self._task_obj
+        if not self._is_bfcl(task):
+            return super()._expert_action()
+        assert task is not None
+        calls = []
+        for gold in task.meta["bfcl_ground_truth"] or []:
+            ((name, params),) = gold.items()
+            arguments = {}
+            for key, options in params.items():
+                chosen = [o for o in options if o != ""] if isinstance(options, list) else []
+                if chosen:
+                    arguments[key] = chosen[0]
+            calls.append({"name": self._bfcl_name(name), "arguments": arguments})
+        return format_tool_calls(calls) if calls else self._expert_final(task)
 
     def _judged_calls(self) -> list[dict[str, Any]]:
         # Every call but the answer counts, unreadable ones included (they are wrong calls).

@@ -20,6 +20,7 @@ tasks live in ``envs/tooluse/data/<family>_<split>.json`` as
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.fileio import atomic_write_text
+from envs.tooluse.bfcl import AST_CATEGORIES, RELEVANCE_CATEGORIES, bfcl_category
 from envs.tooluse.schema import normalize_tool_name, normalize_tool_schema, schema_name
 
 __all__ = [
@@ -314,15 +316,27 @@ def _bfcl_question(question: Any, where: str) -> str:
     raise TaskFileError(f"{where}: cannot read the question")
 
 
+def _bfcl_shape_category(truth: list[Any], functions: list[Any]) -> str:
+    """The category of an entry whose id names none, from its shape."""
+    if not truth:
+        return "irrelevance"
+    if len(truth) > 1:
+        return "parallel_multiple" if len(functions) > 1 else "parallel"
+    return "multiple" if len(functions) > 1 else "simple"
+
+
 def load_bfcl(
     questions: str | os.PathLike[str], answers: str | os.PathLike[str] | None = None
 ) -> list[ToolTask]:
     """Tasks from a BFCL question file and its ``possible_answer`` file (AST categories).
 
     Supported: the Python-syntax AST categories (simple, multiple, parallel,
-    parallel_multiple and their live_ versions) and irrelevance (no call is the
-    right answer). Multi-turn and executable categories need BFCL's own backends
-    and are refused with a message.
+    parallel_multiple and their live_ versions), irrelevance (no call is the
+    right answer) and live_relevance (any call is). Multi-turn, agentic, Java
+    and JavaScript categories need BFCL's own backends or type converters and
+    are refused with a message. Each task keeps the entry as BFCL ships it in
+    ``meta`` (``bfcl_category``, ``bfcl_functions``, ``bfcl_ground_truth``):
+    FunctionCall-v0 judges such tasks exactly as BFCL's AST checker does.
     """
     answer_by_id: dict[str, Any] = {}
     if answers is not None:
@@ -341,7 +355,15 @@ def load_bfcl(
             )
         task_id = str(record["id"])
         if "involved_classes" in record or task_id.startswith("multi_turn"):
-            raise TaskFileError(f"{where}: BFCL multi-turn entries need BFCL's executable backends")
+            raise TaskFileError(
+                f"{where}: BFCL multi-turn and agentic entries need BFCL's executable backends"
+            )
+        category = bfcl_category(task_id)
+        if category is not None and ("java" in category or category == "format_sensitivity"):
+            raise TaskFileError(
+                f"{where}: the BFCL category {category!r} is not supported (Python AST "
+                f"categories: {', '.join(AST_CATEGORIES + RELEVANCE_CATEGORIES)})"
+            )
         functions = (
             record["function"] if isinstance(record["function"], list) else [record["function"]]
         )
@@ -351,7 +373,7 @@ def load_bfcl(
             raise TaskFileError(str(error)) from None
         truth = answer_by_id.get(task_id, record.get("ground_truth"))
         if truth is None:
-            if "irrelevance" not in task_id:
+            if "relevance" not in task_id:
                 raise TaskFileError(
                     f"{where}: no ground truth for {task_id!r} (pass its possible_answer file)"
                 )
@@ -372,6 +394,8 @@ def load_bfcl(
                 raise TaskFileError(
                     f"{where}: the ground truth calls {name!r}, which is not among its functions"
                 )
+        if category not in AST_CATEGORIES + RELEVANCE_CATEGORIES:
+            category = _bfcl_shape_category(truth, functions)
         tasks.append(
             ToolTask(
                 id=task_id,
@@ -379,7 +403,13 @@ def load_bfcl(
                 tools=tuple(tools),
                 gold_calls=tuple(gold),
                 final_answer="Done.",
-                meta={"source": "bfcl", "executable": False},
+                meta={
+                    "source": "bfcl",
+                    "executable": False,
+                    "bfcl_category": category,
+                    "bfcl_functions": copy.deepcopy(functions),
+                    "bfcl_ground_truth": copy.deepcopy(truth),
+                },
             )
         )
     _check_unique(tasks, str(questions))
