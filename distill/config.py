@@ -56,6 +56,10 @@ class TrainConfig:
     rollouts_per_step: int = 64  # episodes collected per optimiser step (paper: batch 64)
     num_envs: int = 8  # envs stepped side by side during collection
     env_mode: str = "async"  # async: a process per env (JVMs, TextWorld); sync: in-process
+    # Episodes in a row an env failure may end (a crashed or hung worker, a simulator error)
+    # before the run stops; each such episode ends early, is kept untrained and is counted in
+    # the metrics' env_errors. (our default)
+    max_env_errors: int = 10
     max_turns: int | None = None  # None: ALFWorld, ScienceWorld 30; WebShop 15; tools 5 + answer
     learning_rate: float = 1e-6  # both papers
     weight_decay: float = 0.0
@@ -87,6 +91,10 @@ class TrainConfig:
     clip: float = 0.2  # PPO-clip epsilon
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_env_errors, bool) or not (
+            isinstance(self.max_env_errors, int) and self.max_env_errors >= 0
+        ):
+            raise ValueError(f"max_env_errors must be an integer >= 0, not {self.max_env_errors!r}")
         if self.eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {list(EVAL_MODES)}, not {self.eval_mode!r}")
         if self.target_eval_sr is not None:

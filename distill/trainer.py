@@ -246,6 +246,7 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
                 "split": panel.split,
             },
             mode=config.env_mode,
+            max_env_errors=config.max_env_errors,
         )
     rollouts = play_panel(
         ctx.eval_collector,
@@ -362,6 +363,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         num_envs=config.num_envs,
         env_kwargs=env_kwargs,
         mode=config.env_mode,
+        max_env_errors=config.max_env_errors,
     )
     task_ids = collector.pool.get_attr("task_ids")[0]
     ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
@@ -418,7 +420,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         for step in range(start_step, config.total_steps if not stopped else start_step):
             timings: dict[str, float] = {}
             started, env_before = time.perf_counter(), collector.env_seconds
+            errors_before = collector.env_errors
             examples, metrics = method.make_examples(ctx, step)
+            # Episodes an env failure ended this step (they stop the run only many in a row).
+            metrics["env_errors"] = collector.env_errors - errors_before
             timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
             timings["time_rollout_s"] = time.perf_counter() - started - timings["time_scoring_s"]
             # The envs' share of the rollout time (the rest is generation and bookkeeping).

@@ -65,7 +65,8 @@ def test_every_method_runs_two_steps_and_writes_its_run(method: str, tmp_path: P
     trained = [row for row in rows if "loss" in row]
     assert [row["step"] for row in trained] == [1, 2]
     assert all(row["tokens"] > 0 and torch.isfinite(torch.tensor(row["loss"])) for row in trained)
-    assert {"time_rollout_s", "time_scoring_s", "time_optimise_s"} <= set(trained[0])
+    assert {"time_rollout_s", "time_scoring_s", "time_optimise_s", "env_errors"} <= set(trained[0])
+    assert all(row["env_errors"] == 0 for row in trained)
     assert "eval_sr" in rows[0] and "eval_sr" in trained[-1]
     assert summary["final"]["eval_episodes"] == 1
     assert (tmp_path / "checkpoints" / "step-00000002" / "COMPLETE").exists()
