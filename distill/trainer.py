@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from distill.batching import Example, collate, completion_logprobs
-from distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from distill.checkpoint import remove_staging, save_checkpoint
+from distill.checkpoint import resume as resume_from
 from distill.config import TrainConfig
 from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
 from distill.metrics import MetricsLog, plot_curves
@@ -338,9 +339,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
     start_step, cache, stopped = 0, {}, False
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+    if rank == 0:
+        remove_staging(run_dir)  # what a kill mid-save left behind
+    # The newest intact checkpoint (a damaged one is passed over with a warning).
+    state = (
+        resume_from(
+            run_dir, model=model, optimizer=optimizer, scheduler=scheduler, config=config.to_dict()
+        )
+        if resume
+        else None
+    )
+    checkpoint = state.path if state is not None else None
+    if state is not None:
         start_step, cache = state.step, state.extra.get("method_cache", {})
         stopped = bool(state.extra.get("target_reached", False))
         if ref_model is not None and "ref_state" in state.extra:
@@ -525,6 +535,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     data_position=done,
                     extra=extra,
                     keep=config.keep_checkpoints,
+                    config=config.to_dict(),
                 )
             summary["final"] = {
                 k: v for k, v in row.items() if k.startswith("eval_")

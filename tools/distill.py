@@ -113,7 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         config.teacher = ensure_recipe_teacher(config, quiet=args.quiet)
     if config.student == "recipe-teacher":  # e.g. SFT further, or evaluate the teacher itself
         config.student = ensure_recipe_teacher(config, quiet=args.quiet)
-    summary = train(config, resume=args.resume, progress=not args.quiet)
+    from distill.checkpoint import CheckpointError
+    from distill.rollout import EnvErrorLimit
+
+    try:
+        summary = train(config, resume=args.resume, progress=not args.quiet)
+    except (CheckpointError, EnvErrorLimit) as error:  # the disk or the env: one clear line
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     before, after = summary.get("initial", {}), summary.get("final", {})
 
     def show(values: dict) -> str:
