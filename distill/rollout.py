@@ -320,19 +320,14 @@ class RolloutCollector:
                 self.expert.next_actions[id(state)] = info.get("expert_action")
                 rollout = rollouts[i]
                 rollout.turns.append(
-                    Turn(
-                        actor=actor,
-                        prompt_ids=list(turn.prompt_ids or []),
-                        completion_ids=list(turn.completion_ids or []),
-                        completion=turn.completion,
-                        action=turn.action,
+                    _recorded_turn(
+                        actor,
+                        turn,
                         observation=observation,
                         reward=float(reward),
                         score=float(info["score"]),
                         action_type=str(info.get("action_type", "")),
                         invalid_action=bool(info.get("invalid_action", False)),
-                        finished=turn.finish_reason == "stop",
-                        sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
                         trained=actor != "replay",
                     )
                 )
@@ -355,19 +350,14 @@ class RolloutCollector:
     ) -> None:
         """The turn whose step failed: kept for the record, never trained on."""
         rollout.turns.append(
-            Turn(
-                actor=actor,
-                prompt_ids=list(turn.prompt_ids or []),
-                completion_ids=list(turn.completion_ids or []),
-                completion=turn.completion,
-                action=turn.action,
+            _recorded_turn(
+                actor,
+                turn,
                 observation=f"The environment failed and the episode has ended: {message}",
                 reward=0.0,
                 score=rollout.score,
                 action_type="error",
                 invalid_action=False,
-                finished=turn.finish_reason == "stop",
-                sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
                 trained=False,
             )
         )
@@ -384,6 +374,20 @@ class RolloutCollector:
                 f"environment failure (the limit is max_env_errors={self.max_env_errors}); the "
                 f"last: {message}"
             )
+
+
+def _recorded_turn(actor: str, turn: AgentTurn, **outcome: Any) -> Turn:
+    """A ``Turn`` from the agent's record and what the env said (``outcome``)."""
+    return Turn(
+        actor=actor,
+        prompt_ids=list(turn.prompt_ids or []),
+        completion_ids=list(turn.completion_ids or []),
+        completion=turn.completion,
+        action=turn.action,
+        finished=turn.finish_reason == "stop",
+        sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
+        **outcome,
+    )
 
 
 def _turn_seed(seed: int | None, group: int, turn: int, actor: str) -> int | None:

@@ -32,7 +32,7 @@ class FaultyEnv(TextEnv):
         super().__init__(**kwargs)
         self.fail_on_turn, self.failure = fail_on_turn, failure
         self.fail_every_reset, self.resets = fail_every_reset, 0
-        self.task_ids = [f"faulty/{n}" for n in range(8)]
+        self.task_ids = [f"faulty/{n}" for n in range(7)]
         self.count = 0
 
     def _start_task(self, task_id: str) -> tuple[str, str]:
@@ -67,6 +67,9 @@ class FaultyEnv(TextEnv):
             won=self.count == 3,
             action_type="up",
         )
+
+    def _knows_task(self, task_id: str) -> bool:
+        return task_id == "faulty/7"  # playable by id only: its reset always fails
 
     def _admissible_actions(self) -> list[str]:
         return ["up"]

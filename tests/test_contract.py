@@ -214,3 +214,12 @@ def test_bad_resets_are_one_clear_value_error_and_leave_the_env_usable(env_id: s
         assert info["task_id"] == task_id
     finally:
         env.close()
+
+
+def test_trajectory_files_stay_valid_utf8_whatever_an_agent_wrote(tmp_path) -> None:
+    from agents.trajectory import TrajectoryWriter, read_trajectories
+
+    with TrajectoryWriter(tmp_path / "t.jsonl") as writer:
+        writer.write({"action": "take \udc80 apple", "observation": "ok"})
+    (tmp_path / "t.jsonl").read_bytes().decode("utf-8")  # strict: no surrogate got through
+    assert read_trajectories(tmp_path / "t.jsonl")[0]["action"] == "take ? apple"

@@ -21,12 +21,12 @@ from distill.checkpoint import (
 from distill.metrics import MetricsLog, plot_curves, read_metrics
 
 
-def tiny_model() -> torch.nn.Module:
+def tiny_model(hidden_size: int = 16) -> torch.nn.Module:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     config = Qwen3Config(
         vocab_size=64,
-        hidden_size=16,
+        hidden_size=hidden_size,
         intermediate_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
@@ -170,23 +170,9 @@ def test_resume_with_a_changed_shape_field_names_it(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_says_so_in_one_line(tmp_path: Path) -> None:
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
     two_checkpoints(tmp_path)
-    wider = Qwen3ForCausalLM(
-        Qwen3Config(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=8,
-            tie_word_embeddings=True,
-        )
-    )
     with pytest.raises(CheckpointError, match="does not fit the model") as caught:
-        load_checkpoint(latest_checkpoint(tmp_path), model=wider)
+        load_checkpoint(latest_checkpoint(tmp_path), model=tiny_model(hidden_size=32))
     assert "\n" not in str(caught.value)
 
 
