@@ -8,7 +8,10 @@ hooks (``_start_task``, ``_execute``, ``_admissible_actions`` and optionally
 ``_expert_action``); the base class owns everything the contract promises:
 
 * ``reset(seed=..., options={"task_id": ...})`` picks a task of the split
-  (seeded) or the one asked for, and returns ``(observation, info)``;
+  (seeded) or the one asked for, and returns ``(observation, info)``; a bad
+  argument (options that are not a dict, an unknown option or task id, a
+  seed that is not an int) raises one ``ValueError`` naming it before
+  anything changes, so the env stays usable;
 * ``step(action)`` returns ``(observation, reward, terminated, truncated, info)``
   where ``reward`` is the change of the normalised score, so an episode's
   rewards sum to its final score in [0, 1];

@@ -205,8 +205,9 @@ def _read_roots(config: dict[str, Any]) -> tuple[str, ...]:
     """What the tools may read: Python, system libraries, the imported packages, their data.
 
     Folders end with ``os.sep``. A package counts when a module of it is
-    imported by now (the preloaded toolsets and what they import); the rest of
-    a folder on ``sys.path`` (a project's configs, runs, secrets) stays unreadable.
+    imported by now (the preloaded toolsets and what they import): its
+    top-level folder becomes readable, and the rest of the folder it lies in (a
+    project's configs, runs, secrets) stays unreadable.
     """
     folders: set[str] = set()
     files: set[str] = set(_READABLE_DEVICES)
@@ -219,18 +220,24 @@ def _read_roots(config: dict[str, Any]) -> tuple[str, ...]:
         if os.path.isdir(root):
             folders.add(os.path.realpath(root))  # shared libraries an extension may load late
     files.add("/etc/ld.so.cache")
-    entries = [os.path.realpath(entry or ".") for entry in sys.path]
-    for module in list(sys.modules.values()):
+    covered = tuple(folder + os.sep for folder in folders)
+    for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if not isinstance(origin, str):
+        if not isinstance(origin, str) or not isinstance(name, str):
             continue
         origin = os.path.realpath(origin)
-        for entry in entries:
-            if origin.startswith(entry + os.sep):
-                top = origin[len(entry) + 1 :].split(os.sep, 1)[0]
-                target = os.path.join(entry, top)
-                (folders if os.path.isdir(target) else files).add(target)
-                break
+        if origin.startswith(covered) or not os.path.exists(origin):
+            continue
+        # The top-level package's folder, found from the module's dotted name (never by
+        # sys.path, which may hold "/" or a home folder).
+        levels = name.count(".") + (os.path.basename(origin).startswith("__init__.") - 1)
+        if levels < 0:
+            files.add(origin)  # a top-level module: that file only
+            continue
+        folder = os.path.dirname(origin)
+        for _ in range(levels):
+            folder = os.path.dirname(folder)
+        folders.add(folder)
     for _, kwargs in config.get("preload", []):
         for value in (kwargs or {}).values():
             if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
