@@ -149,7 +149,7 @@ def faulty_run_config(run_dir: Any, **overrides: Any) -> Any:
 
     values = {
         "env_id": ENV_ID,
-        "env_kwargs": {"fail_every_reset": 3},
+        "env_kwargs": {"fail_every_reset": 2},
         "eval_every": 0,
         "eval_episodes": 0,
         "total_steps": 2,
@@ -168,7 +168,8 @@ def test_a_training_run_counts_env_failures_per_step_and_goes_on(tmp_path: Any) 
     train(faulty_run_config(tmp_path), progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2]
-    assert all(row["env_errors"] >= 1 for row in rows), rows  # every 3rd reset fails
+    # Each env resets twice a step and every second reset fails: failures in every step.
+    assert all(row["env_errors"] >= 1 for row in rows), [r["env_errors"] for r in rows]
     assert (tmp_path / "final").exists()
 
 
