@@ -1,5 +1,5 @@
 # The two commands a user needs (see README):  make benchmark   and   make test
-.PHONY: benchmark test test-slow lint venv clean
+.PHONY: benchmark test test-slow lint venv lock-upgrade clean
 
 PY := .venv/bin/python
 
@@ -19,6 +19,14 @@ test: venv
 # The slow cases too (every ScienceWorld task's gold path, long runs).
 test-slow: venv
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# Move constraints.txt to the newest releases setup.cfg allows (torch stays at its pin):
+# upgrade .venv, run the tests, and only if they pass write the new constraints.
+lock-upgrade: venv
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager -e ".[test,plot]" \
+		"$$(grep '^torch==' constraints.txt)"
+	$(MAKE) test
+	$(PY) scripts/lock.py
 
 lint: venv
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -22,9 +22,12 @@ vLLM's ``prompt_logprobs`` or, failing that, the legacy ``echo`` +
 ``logprobs`` fields. Servers that offer neither (hosted chat APIs) get a
 :class:`ScoringNotSupported` error saying so.
 
-Network behaviour: every request has a ``timeout``; connection failures,
-timeouts, HTTP 408/409/429/5xx and malformed JSON are retried
-``max_retries`` times with exponential backoff; then a :class:`ServerError`
+Network behaviour: every socket operation has a ``timeout``, and a request,
+retries included, has an overall ``deadline`` (a server that drips a byte at
+a time cannot hold an agent past it) and a reply-size cap
+(``max_response_bytes``); connection failures, timeouts, HTTP
+408/409/429/5xx and malformed JSON are retried ``max_retries`` times with
+exponential backoff while the deadline allows; then a :class:`ServerError`
 (:class:`ServerUnreachable` when no connection could be made) names the URL
 and the last failure. Other HTTP errors are raised at once with the server's
 message. Only the standard library is used.
@@ -32,8 +35,11 @@ message. Only the standard library is used.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -65,6 +71,8 @@ __all__ = [
 ]
 
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: A request's overall deadline, when none is given, in multiples of the per-read timeout.
+_DEADLINE_TIMEOUTS = 10
 _TOKEN_ID_PREFIX = "token_id:"
 
 
@@ -91,6 +99,79 @@ class TokenizerMismatch(ValueError):
     """The server's tokenizer splits text differently from the local one."""
 
 
+class _ReplyTooLarge(Exception):
+    pass
+
+
+class _Watchdog:
+    """Shuts the sockets of one request down when its deadline passes, so that a read
+    blocked on a slow or dripping server returns at once, at any stage of the exchange."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock is not None:
+                self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._expire()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _watched(connection_class: Any, watchdog: _Watchdog) -> Any:
+    """A connection factory for urllib whose sockets the watchdog can shut down."""
+
+    def make(host: str, **kwargs: Any) -> Any:
+        connection = connection_class(host, **kwargs)
+        connect = connection.connect
+
+        def watched_connect() -> None:
+            connect()
+            watchdog.watch(connection.sock)
+
+        connection.connect = watched_connect
+        return connection
+
+    return make
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self.watchdog), req, **kwargs)
+
+
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.watchdog = watchdog
+
+    def do_open(self, http_class: Any, req: Any, **kwargs: Any) -> Any:
+        return super().do_open(_watched(http_class, self.watchdog), req, **kwargs)
+
+
 def normalise_base_url(base_url: str) -> str:
     """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
     if not isinstance(base_url, str) or not base_url.strip():
@@ -113,8 +194,11 @@ class OpenAIAgent(TurnTakingAgent):
     (default: the first id of ``GET /models``), ``api_key`` (sent as a
     bearer token), sampling (``temperature``, ``top_p``, ``max_tokens``,
     ``seed``, ``stop`` for text envs), ``logprobs`` / ``top_logprobs``,
-    ``timeout`` (seconds per request), ``max_retries``, ``backoff`` (first
-    wait, doubled each retry, at most ``max_backoff``), ``concurrency``
+    ``timeout`` (seconds any one socket operation may wait), ``deadline``
+    (seconds one request may take in all, retries included; default 10 x
+    ``timeout``), ``max_response_bytes`` (a longer reply is an error; 64 MiB),
+    ``max_retries``, ``backoff`` (first wait, doubled each retry, at most
+    ``max_backoff``), ``concurrency``
     (requests in flight for a batch), ``extra_body`` (merged into every
     request, e.g. ``{"top_k": 20}`` or ``{"chat_template_kwargs": ...}`` for
     vLLM), ``token_ids`` (ask vLLM-style servers for token ids:
@@ -140,6 +224,8 @@ class OpenAIAgent(TurnTakingAgent):
         logprobs: bool = True,
         top_logprobs: int = 0,
         timeout: float = 60.0,
+        deadline: float | None = None,
+        max_response_bytes: int = 64 << 20,
         max_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
@@ -164,6 +250,10 @@ class OpenAIAgent(TurnTakingAgent):
         self.api = api
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if deadline is not None and deadline <= 0:
+            raise ValueError("deadline must be positive (or None: 10 x timeout)")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be >= 1")
         if max_retries < 0 or concurrency < 1 or backoff < 0:
             raise ValueError("max_retries and backoff must be >= 0, concurrency >= 1")
         if max_tokens < 1:
@@ -178,6 +268,10 @@ class OpenAIAgent(TurnTakingAgent):
         self.stop = tuple(stop)
         self.want_logprobs, self.top_logprobs = bool(logprobs), int(top_logprobs)
         self.timeout, self.max_retries = float(timeout), int(max_retries)
+        self.deadline = (
+            float(deadline) if deadline is not None else _DEADLINE_TIMEOUTS * self.timeout
+        )
+        self.max_response_bytes = int(max_response_bytes)
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self.concurrency = int(concurrency)
         self.extra_body = dict(extra_body or {})
@@ -235,15 +329,23 @@ class OpenAIAgent(TurnTakingAgent):
             headers["Content-Type"] = "application/json"
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last_problem, reached = "", False
+        last_problem, reached, attempts = "", False, 0
+        deadline = time.monotonic() + self.deadline
         for attempt in range(self.max_retries + 1):
             if attempt:
                 delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                time.sleep(delay * (1 + 0.1 * self._rng.random()))  # jitter spreads retries out
+                delay *= 1 + 0.1 * self._rng.random()  # jitter spreads retries out
+                if time.monotonic() + delay >= deadline:
+                    break
+                time.sleep(delay)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
+            watchdog = _Watchdog(remaining)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
+                raw = self._fetch(request, watchdog)
                 reached = True
             except urllib.error.HTTPError as error:
                 reached = True
@@ -254,30 +356,67 @@ class OpenAIAgent(TurnTakingAgent):
                 raise ServerError(
                     f"{method} {url} failed with HTTP {error.code}: {message}", error.code
                 ) from None
-            except TimeoutError:
-                reached = True
-                last_problem = f"no answer within the {self.timeout:g} s timeout"
-                continue
-            except urllib.error.URLError as error:
-                if isinstance(error.reason, TimeoutError):
+            except _ReplyTooLarge as error:
+                raise ServerError(f"{method} {url}: {error}") from None
+            except Exception as error:
+                if watchdog.expired:
+                    reached = True
+                    last_problem = f"no complete reply within the {self.deadline:g} s deadline"
+                    break
+                if isinstance(error, TimeoutError) or (
+                    isinstance(error, urllib.error.URLError)
+                    and isinstance(error.reason, TimeoutError)
+                ):
+                    reached = True
                     last_problem = f"no answer within the {self.timeout:g} s timeout"
-                else:
+                elif isinstance(error, urllib.error.URLError):
                     last_problem = f"cannot connect ({error.reason})"
+                elif isinstance(error, OSError | http.client.HTTPException):
+                    last_problem = f"connection failed ({error})"  # reset mid-reply, broken pipe
+                else:
+                    raise
                 continue
-            except (ConnectionError, OSError) as error:  # reset mid-reply, broken pipe ...
-                last_problem = f"connection failed ({error})"
-                continue
+            finally:
+                watchdog.cancel()
             try:
                 return json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as error:
                 snippet = raw[:120].decode("utf-8", "replace")
                 last_problem = f"the reply is not valid JSON ({error}): {snippet!r}"
                 continue
-        attempts = self.max_retries + 1
         kind = ServerError if reached else ServerUnreachable
         if not reached:
             last_problem += "; is the server running at this address?"
         raise kind(f"{method} {url} failed after {attempts} attempt(s): {last_problem}")
+
+    def _fetch(self, request: urllib.request.Request, watchdog: _Watchdog) -> bytes:
+        """The whole reply body, read as it comes (never more than ``max_response_bytes``)."""
+        opener = urllib.request.build_opener(
+            _WatchedHTTPHandler(watchdog), _WatchedHTTPSHandler(watchdog)
+        )
+        with opener.open(request, timeout=self.timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > self.max_response_bytes:
+                raise _ReplyTooLarge(
+                    f"the reply is {int(length)} bytes; the limit is max_response_bytes="
+                    f"{self.max_response_bytes}"
+                )
+            chunks, size = [], 0
+            while True:
+                # read1: whatever has arrived, at most one read from the socket (read(n)
+                # would wait for all n bytes, a byte at a time from a dripping server).
+                chunk = response.read1(1 << 16)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _ReplyTooLarge(
+                        f"the reply is longer than max_response_bytes={self.max_response_bytes}"
+                    )
+                chunks.append(chunk)
+        if watchdog.expired:  # the socket was shut down under us: the body is cut short
+            raise TimeoutError("deadline")
+        return b"".join(chunks)
 
     # -- the agent interface ------------------------------------------------------------
 
@@ -383,6 +522,9 @@ class OpenAIAgent(TurnTakingAgent):
             "return_token_ids": True,
             "return_tokens_as_token_ids": True,
             "skip_special_tokens": True,
+            # Every token may be drawn, as in-process: without this, vLLM applies the model
+            # folder's generation_config (Qwen3: top_k 20) to a field the client leaves out.
+            "top_k": -1,
         }
         if self.stop and state.family != "tool":  # tool turns end at end of sequence
             payload["stop"] = list(self.stop)
@@ -661,8 +803,8 @@ class OpenAIAgent(TurnTakingAgent):
 
 def _error_message(error: urllib.error.HTTPError) -> str:
     try:
-        body = error.read().decode("utf-8", "replace")
-    except OSError:
+        body = error.read(1 << 16).decode("utf-8", "replace")  # the message, not a flood
+    except (OSError, http.client.HTTPException):
         return error.reason or ""
     try:
         data = json.loads(body)

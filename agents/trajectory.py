@@ -196,7 +196,8 @@ class TrajectoryWriter:
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
         self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8")
+        # A lone surrogate (an agent's malformed text) becomes "?": the file stays valid UTF-8.
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", errors="replace")
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:

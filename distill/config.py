@@ -118,6 +118,13 @@ class TrainConfig:
         "async: a process per env (JVMs, TextWorld); sync: in this process",
         choices=("async", "sync"),
     )
+    # (our default) each such episode ends early, is kept untrained and is counted in the
+    # metrics' env_errors; a crashed or hung worker is replaced
+    max_env_errors: int = setting(
+        10,
+        "episodes in a row an env failure may end before the run stops",
+        minimum=0,
+    )
     max_turns: int | None = setting(
         None, "turn cap of an episode; null: the env family's (distill.env_defaults)", minimum=1
     )

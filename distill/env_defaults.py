@@ -77,9 +77,11 @@ def env_defaults(env_id: str) -> EnvDefaults:
         return copy.deepcopy(found)
     import gymnasium as gym
 
+    from envs.registration import resolve_spec
+
     try:
-        cap = gym.spec(env_id).max_episode_steps
-    except gym.error.Error:
+        cap = resolve_spec(env_id).max_episode_steps
+    except (ImportError, gym.error.Error):
         cap = None
     return EnvDefaults(max_turns=cap)
 

@@ -15,6 +15,13 @@ Actors are language-model agents (``agents.HFAgent``: anything with
 oracle, ``info["expert_action"]``) and ``ReplayTurns`` (a fixed action list,
 for TCOD-B2F prefixes). Scripted turns are written as completions in the
 student's format and tokenized by the student, so they can be trained on.
+
+An env that fails (it raised, its worker died or hung, or it ended the
+episode with ``info["error"]``) ends that episode only: the rollout keeps
+its turns so far, the failing turn is recorded untrained with the error as
+its observation, ``Rollout.error`` says what happened, ``env_errors`` counts
+it, and the pool replaces a dead worker. Only ``max_env_errors`` failed
+episodes in a row stop the collection (:class:`EnvErrorLimit`).
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ from typing import Any, Protocol
 from agents.prompts import EpisodeState, action_completion
 from agents.trajectory import AgentTurn
 from envs.multiagent.selectors import FixedSelector, Selector
-from envs.pool import EnvPool
+from envs.pool import EnvFailure, EnvPool
 
 __all__ = [
     "AgentTurns",
+    "EnvErrorLimit",
     "ExpertTurns",
     "ReplayTurns",
     "Rollout",
@@ -94,6 +102,7 @@ class Rollout:
     truncated: bool = False
     tools: list[str] = field(default_factory=list)  # tool names the env offered (tool tasks)
     state: EpisodeState | None = None
+    error: str | None = None  # the env failed and ended the episode (see the module docstring)
 
     def actions_of(self, actor: str) -> list[str]:
         return [turn.action for turn in self.turns if turn.actor == actor]
@@ -112,6 +121,10 @@ class RolloutRequest:
     max_turns: int = 30
     group: int = 0  # rollouts of the same task for GRPO share a group
     replay_actions: list[str] | None = None  # what a "replay" actor says, in order
+
+
+class EnvErrorLimit(RuntimeError):
+    """More env failures in a row than the collector's ``max_env_errors`` allow."""
 
 
 class ExpertTurns:
@@ -225,7 +238,10 @@ class RolloutCollector:
         num_envs: int = 4,
         env_kwargs: Mapping[str, Any] | None = None,
         mode: str = "async",
+        max_env_errors: int = 10,
     ) -> None:
+        if max_env_errors < 0:
+            raise ValueError(f"max_env_errors must be >= 0, not {max_env_errors}")
         self.env_id = env_id
         self.student, self.teacher = student, teacher
         kwargs = {"admissible_actions": "compact", **dict(env_kwargs or {})}
@@ -240,6 +256,10 @@ class RolloutCollector:
         self.env_seconds = 0.0
         #: When a list, every rollout collected is appended to it (the trainer's records).
         self.history: list[Rollout] | None = None
+        #: Episodes an env failure ended (all so far), and how many in a row lately.
+        self.env_errors = 0
+        self.env_errors_in_a_row = 0
+        self.max_env_errors = int(max_env_errors)
 
     def close(self) -> None:
         self.pool.close()
@@ -275,11 +295,25 @@ class RolloutCollector:
         actors = self.actors()
         started = time.perf_counter()
         resets = self.pool.reset(
-            {i: {"seed": r.seed, "options": {"task_id": r.task_id}} for i, r in enumerate(requests)}
+            {
+                i: {"seed": r.seed, "options": {"task_id": r.task_id}}
+                for i, r in enumerate(requests)
+            },
+            errors="return",
         )
         self.env_seconds += time.perf_counter() - started
         states, rollouts = {}, []
+        live = set(range(len(requests)))
         for i, request in enumerate(requests):
+            if isinstance(resets[i], EnvFailure):
+                rollouts.append(
+                    Rollout(
+                        self.env_id, request.task_id, request.seed, request.group, truncated=True
+                    )
+                )
+                self._env_failed(rollouts[-1], f"reset failed: {resets[i].message}")
+                live.discard(i)
+                continue
             observation, info = resets[i]
             state = EpisodeState.start(observation, info, env_id=self.env_id)
             states[i] = state
@@ -298,7 +332,6 @@ class RolloutCollector:
                     state=state,
                 )
             )
-        live = set(range(len(requests)))
         while live:
             by_actor: dict[str, list[int]] = {}
             for i in sorted(live):
@@ -322,11 +355,18 @@ class RolloutCollector:
                         turn = _in_student_tokens(self.student, states[i], turn)
                     agent_turns[i] = (actor, turn)
             started = time.perf_counter()
-            results = self.pool.step({i: agent_turns[i][1].action for i in agent_turns})
+            results = self.pool.step(
+                {i: agent_turns[i][1].action for i in agent_turns}, errors="return"
+            )
             self.env_seconds += time.perf_counter() - started
             for i, (actor, turn) in agent_turns.items():
-                observation, reward, terminated, truncated, info = results[i]
                 state = states[i]
+                if isinstance(results[i], EnvFailure):
+                    self._record_failed_turn(rollouts[i], actor, turn, results[i].message)
+                    live.discard(i)
+                    self._forget(state)
+                    continue
+                observation, reward, terminated, truncated, info = results[i]
                 state.record(
                     turn.completion, turn.action, actor=actor, message=turn.extra.get("message")
                 )
@@ -334,19 +374,14 @@ class RolloutCollector:
                 self.expert.next_actions[id(state)] = info.get("expert_action")
                 rollout = rollouts[i]
                 rollout.turns.append(
-                    Turn(
-                        actor=actor,
-                        prompt_ids=list(turn.prompt_ids or []),
-                        completion_ids=list(turn.completion_ids or []),
-                        completion=turn.completion,
-                        action=turn.action,
+                    _recorded_turn(
+                        actor,
+                        turn,
                         observation=observation,
                         reward=float(reward),
                         score=float(info["score"]),
                         action_type=str(info.get("action_type", "")),
                         invalid_action=bool(info.get("invalid_action", False)),
-                        finished=turn.finish_reason == "stop",
-                        sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
                         trained=actor != "replay",
                     )
                 )
@@ -356,12 +391,64 @@ class RolloutCollector:
                     rollout.terminated = bool(terminated)
                     rollout.truncated = not terminated
                     live.discard(i)
-                    self.replay.actions.pop(id(state), None)
-                    self.expert.next_actions.pop(id(state), None)
-                    forget = getattr(self.teacher, "forget", None)
-                    if forget is not None:
-                        forget(state)
+                    self._forget(state)
+                    if info.get("error"):  # the env caught its own backend failure
+                        self._env_failed(rollout, str(info["error"]))
+                    else:
+                        self.env_errors_in_a_row = 0
         return rollouts
+
+    def _forget(self, state: EpisodeState) -> None:
+        """Drop what the scripted actors kept for an episode that has ended."""
+        self.replay.actions.pop(id(state), None)
+        self.expert.next_actions.pop(id(state), None)
+        forget = getattr(self.teacher, "forget", None)
+        if forget is not None:
+            forget(state)
+
+    def _record_failed_turn(
+        self, rollout: Rollout, actor: str, turn: AgentTurn, message: str
+    ) -> None:
+        """The turn whose step failed: kept for the record, never trained on."""
+        rollout.turns.append(
+            _recorded_turn(
+                actor,
+                turn,
+                observation=f"The environment failed and the episode has ended: {message}",
+                reward=0.0,
+                score=rollout.score,
+                action_type="error",
+                invalid_action=False,
+                trained=False,
+            )
+        )
+        rollout.truncated = True
+        self._env_failed(rollout, message)
+
+    def _env_failed(self, rollout: Rollout, message: str) -> None:
+        rollout.error = message
+        self.env_errors += 1
+        self.env_errors_in_a_row += 1
+        if self.env_errors_in_a_row > self.max_env_errors:
+            raise EnvErrorLimit(
+                f"{self.env_errors_in_a_row} episodes of {self.env_id} in a row ended with an "
+                f"environment failure (the limit is max_env_errors={self.max_env_errors}); the "
+                f"last: {message}"
+            )
+
+
+def _recorded_turn(actor: str, turn: AgentTurn, **outcome: Any) -> Turn:
+    """A ``Turn`` from the agent's record and what the env said (``outcome``)."""
+    return Turn(
+        actor=actor,
+        prompt_ids=list(turn.prompt_ids or []),
+        completion_ids=list(turn.completion_ids or []),
+        completion=turn.completion,
+        action=turn.action,
+        finished=turn.finish_reason == "stop",
+        sample_logprobs=list(turn.logprobs) if turn.logprobs is not None else None,
+        **outcome,
+    )
 
 
 def _turn_seed(seed: int | None, group: int, turn: int, actor: str) -> int | None:

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from distill.batching import Example, collate, completion_logprobs
-from distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoint
+from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
 from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
 from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
@@ -207,6 +208,7 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
                 "split": panel.split,
             },
             mode=config.env_mode,
+            max_env_errors=config.max_env_errors,
         )
     rollouts = play_panel(
         ctx.eval_collector,
@@ -248,6 +250,7 @@ def _collector(config: TrainConfig, student: Any, teacher: Any, env_kwargs: dict
             num_envs=config.num_envs,
             env_kwargs=env_kwargs,
             mode=config.env_mode,
+            max_env_errors=config.max_env_errors,
         )
     except (EnvPoolError, TypeError, ValueError) as error:
         reason = str(error).strip().splitlines()[-1]
@@ -323,11 +326,22 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
         start_step, cache, stopped = 0, {}, False
-        checkpoint = latest_checkpoint(run_dir) if resume else None
-        if checkpoint is not None:
-            state = load_checkpoint(
-                checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+        if rank == 0:
+            remove_staging(run_dir)  # what a kill mid-save left behind
+        # The newest intact checkpoint (a damaged one is passed over with a warning).
+        state = (
+            resume_from(
+                run_dir,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                config=config.to_dict(),
             )
+            if resume
+            else None
+        )
+        checkpoint = state.path if state is not None else None
+        if state is not None:
             start_step, cache = state.step, state.extra.get("method_cache", {})
             stopped = bool(state.extra.get("target_reached", False))
             if ref_model is not None and "ref_state" in state.extra:
@@ -407,6 +421,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if trajectories is not None:
                 for row in rollout_rows(step + 1, collector.history or []):
                     trajectories.write(row)
+            errors_before = collector.env_errors
+            examples, metrics = method.make_examples(ctx, step)
+            # Episodes an env failure ended this step (they stop the run only many in a row).
+            metrics["env_errors"] = collector.env_errors - errors_before
             timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
             timings["time_rollout_s"] = time.perf_counter() - started - timings["time_scoring_s"]
             # The envs' share of the rollout time (the rest is generation and bookkeeping).
@@ -508,6 +526,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     data_position=done,
                     extra=extra,
                     keep=config.keep_checkpoints,
+                    config=config.to_dict(),
                 )
             summary["final"] = {
                 k: v for k, v in row.items() if k.startswith("eval_")

@@ -15,19 +15,27 @@ through ``run_check``:
   ``envs.core.INFO_KEYS``, each of its type, the score in [0, 1];
 * ``hostile``: the actions of ``HOSTILE_ACTIONS`` (empty, 1 MB, binary, control
   characters, non-strings ...) never raise; they return a text observation the
-  observation space contains, and the plainly invalid ones are
-  ``invalid_action=True`` steps with no reward and no change of score;
+  observation space contains, JSON-serialisable valid UTF-8 whatever the
+  action (lone surrogates included); the plainly invalid ones, and in a tool
+  env every tool-call bomb (nesting 10 to 5,000 deep, surrogate escapes, huge
+  numbers), are ``invalid_action=True`` steps with no reward and no change of
+  score, never env failures;
 * ``reset``: ``env.unwrapped.task_ids`` lists the split's tasks, a reset with
   ``options={"task_id": ...}`` is deterministic, and an unknown task id is a
   ``ValueError`` saying so;
+* ``bad_reset``: a failed first reset leaves the env usable, and malformed
+  ``options`` (not a dict, an unknown key, a task id that is not a string) are
+  each a ``ValueError``;
 * ``reward_sum``: an episode's rewards add up to its final score (played by
   the expert when the env has one, else by ``"look"``);
 * ``vector``: ``gym.make_vec(id, num_envs=2, vectorization_mode="async")`` resets
-  and steps (only for a registered id).
+  and steps, and every hostile text action in one slot leaves it working (only
+  for a registered id).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,12 +47,57 @@ from envs.core import INFO_KEYS
 __all__ = [
     "CHECKS",
     "HOSTILE_ACTIONS",
+    "HOSTILE_TEXT_ACTIONS",
     "INVALID_HOSTILE_ACTIONS",
+    "TOOL_CALL_BOMBS",
     "ContractError",
+    "check_clean_output",
     "check_env_contract",
     "check_info",
     "run_check",
 ]
+
+NESTING_DEPTHS = (10, 100, 450, 990, 1000, 5000)
+LONE_SURROGATES = ("\\ud800", "\\udfff", "x\\udc80y")
+
+
+def _call(body: str) -> str:
+    return f"<tool_call>{body}</tool_call>"
+
+
+def _tool_call_bombs() -> list[tuple[str, str]]:
+    """Tool calls built to break a parser or what handles the parsed value: nesting from 10
+    to 5,000 levels, lone-surrogate escapes (valid JSON, not valid UTF-8) in every string
+    field, numbers too large for a float. For envs without tools they are odd text."""
+    bombs = []
+    for depth in NESTING_DEPTHS:
+        nested = "[" * depth + "]" * depth
+        arguments = '{"name": "add", "arguments": {"a": ' + nested + ', "b": 1}}'
+        bombs.append((f"nested-argument-{depth}", _call(arguments)))
+        bombs.append((f"nested-call-{depth}", _call(nested)))
+        objects = '{"k": ' * depth + "1" + "}" * depth
+        bombs.append(
+            (f"nested-objects-{depth}", _call('{"name": "add", "arguments": ' + objects + "}"))
+        )
+    for escape in LONE_SURROGATES:
+        for field, body in (
+            ("name", '{"name": "%s", "arguments": {}}'),
+            ("key", '{"name": "add", "arguments": {"%s": 1, "b": 2}}'),
+            ("value", '{"name": "add", "arguments": {"a": "%s", "b": 2}}'),
+            ("answer", '{"name": "answer", "arguments": {"answer": "%s"}}'),
+            ("nested", '{"name": "add", "arguments": {"a": [{"x": ["%s"]}], "b": 2}}'),
+            ("outer-key", '{"name": "add", "arguments": {"a": 1, "b": 2}, "%s": 0}'),
+            ("string-arguments", '{"name": "add", "arguments": "{\\"a\\": \\"%s\\"}"}'),
+        ):
+            bombs.append((f"surrogate-{field}-{escape}", _call(body % escape)))
+    bombs.append(("huge-float", _call('{"name": "add", "arguments": {"a": 1e999, "b": 1}}')))
+    huge = '{"name": "add", "arguments": {"a": ' + "9" * 5000 + ', "b": 1}}'
+    bombs.append(("huge-int", _call(huge)))
+    return bombs
+
+
+#: Tool calls every tool env must refuse as invalid (and every env must survive).
+TOOL_CALL_BOMBS: list[tuple[str, str]] = _tool_call_bombs()
 
 #: Hostile actions every environment must survive (DESIGN: bad actions never crash an env).
 HOSTILE_ACTIONS: list[tuple[str, object]] = [
@@ -63,6 +116,11 @@ HOSTILE_ACTIONS: list[tuple[str, object]] = [
     ("json", '{"name": "add", "arguments": {"a": 1}}'),
     ("newlines", "go to\n\n\ndesk 1\n"),
     ("long-words", " ".join(["supercalifragilistic"] * 300)),
+    *TOOL_CALL_BOMBS,
+]
+#: The string actions (what a vector env or a pool can carry).
+HOSTILE_TEXT_ACTIONS: list[tuple[str, str]] = [
+    (name, action) for name, action in HOSTILE_ACTIONS if isinstance(action, str)
 ]
 #: Those no env may take as a valid action.
 INVALID_HOSTILE_ACTIONS = frozenset(
@@ -120,6 +178,18 @@ def check_info(info: Any, where: str = "info") -> None:
         raise AssertionError(f"{where}['score'] is {info['score']}, outside [0, 1]")
 
 
+def check_clean_output(observation: Any, info: Any, where: str = "the step") -> None:
+    """Raise ``AssertionError`` unless the observation and ``info`` are JSON-serialisable
+    valid UTF-8 (whatever the action: a lone surrogate must not reach them)."""
+    try:
+        observation.encode("utf-8")
+        json.dumps(info, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (AttributeError, TypeError, ValueError, UnicodeEncodeError) as error:
+        raise AssertionError(
+            f"{where}: the observation or info is not JSON-serialisable UTF-8 ({error})"
+        ) from None
+
+
 def _info(info: Any, where: str) -> None:
     try:
         check_info(info, where)
@@ -160,8 +230,10 @@ def _check_info(make: Maker) -> None:
 
 
 def _check_hostile(make: Maker) -> None:
+    bombs = {name for name, _ in TOOL_CALL_BOMBS}
     with _closing(make, admissible_actions="compact") as env:
         _, info = env.reset(seed=0)
+        has_tools = bool(info.get("tools"))
         score_before = info["score"]
         for name, action in HOSTILE_ACTIONS:
             try:
@@ -176,6 +248,17 @@ def _check_hostile(make: Maker) -> None:
             if not env.observation_space.contains(observation):
                 raise _Broken(f"step({name} action): the observation space rejects the observation")
             _info(info, f"step({name} action)'s info")
+            try:
+                check_clean_output(observation, info, f"step({name} action)")
+            except AssertionError as error:
+                raise _Broken(str(error)) from None
+            if "error" in info:
+                raise _Broken(
+                    f"step({name} action) reported an env failure ({info['error']}); a bad "
+                    "action must be refused as invalid, not break the env"
+                )
+            if has_tools and name in bombs and not (info["invalid_action"] and reward == 0.0):
+                raise _Broken(f"step({name} action) was not refused as an invalid tool call")
             if name in INVALID_HOSTILE_ACTIONS:
                 if not info["invalid_action"]:
                     raise _Broken(f"step({name} action) is not marked invalid_action")
@@ -212,6 +295,35 @@ def _check_reset(make: Maker) -> None:
             raise _Broken("reset with an unknown task_id did not raise ValueError")
 
 
+def _check_bad_reset(make: Maker) -> None:
+    with _closing(make) as env:
+        try:  # a failed *first* reset must leave the env usable
+            env.reset(options={"task_id": "typo/does-not-exist"})
+        except ValueError:
+            pass
+        else:
+            raise _Broken("reset with an unknown task_id did not raise ValueError")
+        env.reset(seed=0)
+        observation, *_ = env.step("look")
+        if not isinstance(observation, str) or not observation:
+            raise _Broken("after a failed first reset, a reset and a step did not work")
+        task_id = env.unwrapped.task_ids[0]
+        for options in (5, "task_id", [("task_id", task_id)], {"task_id": 3}, {"task": task_id}):
+            try:
+                env.reset(options=options)
+            except ValueError:
+                continue
+            except Exception as error:
+                raise _Broken(
+                    f"reset(options={options!r}) raised {type(error).__name__}, not a ValueError "
+                    "naming the bad option"
+                ) from None
+            raise _Broken(f"reset(options={options!r}) was accepted; it must be a ValueError")
+        observation, *_ = env.step("look")  # the episode before the bad resets goes on
+        if not isinstance(observation, str) or not observation:
+            raise _Broken("after bad reset options the env no longer steps")
+
+
 def _check_reward_sum(make: Maker) -> None:
     try:
         env = make(expert=True, admissible_actions="none")
@@ -240,6 +352,13 @@ def _check_vector(env_id: str, env_kwargs: dict[str, Any]) -> None:
             raise _Broken(f"an async vector env of 2 returned the observations {observations!r}")
         if getattr(rewards, "shape", None) != (2,):
             raise _Broken("an async vector env of 2 returned rewards that are not 2 numbers")
+        # One bad slot must not end the vector env: every hostile text goes to slot 0.
+        for name, action in HOSTILE_TEXT_ACTIONS:
+            observations, _, _, _, infos = vector.step((action, "look"))
+            if not all(isinstance(o, str) and o for o in observations):
+                raise _Broken(f"a {name} action in slot 0 broke the async vector env")
+            if "error" in infos and infos["_error"].any():
+                raise _Broken(f"a {name} action in slot 0 was an env failure, not an invalid step")
     finally:
         vector.close()
 
@@ -250,6 +369,7 @@ CHECKS: dict[str, Callable[[Maker], None]] = {
     "info": _check_info,
     "hostile": _check_hostile,
     "reset": _check_reset,
+    "bad_reset": _check_bad_reset,
     "reward_sum": _check_reward_sum,
 }
 

@@ -8,7 +8,10 @@ hooks (``_start_task``, ``_execute``, ``_admissible_actions`` and optionally
 ``_expert_action``); the base class owns everything the contract promises:
 
 * ``reset(seed=..., options={"task_id": ...})`` picks a task of the split
-  (seeded) or the one asked for, and returns ``(observation, info)``;
+  (seeded) or the one asked for, and returns ``(observation, info)``; a bad
+  argument (options that are not a dict, an unknown option or task id, a
+  seed that is not an int) raises one ``ValueError`` naming it before
+  anything changes, so the env stays usable;
 * ``step(action)`` returns ``(observation, reward, terminated, truncated, info)``
   where ``reward`` is the change of the normalised score, so an episode's
   rewards sum to its final score in [0, 1];
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
 
@@ -223,6 +226,11 @@ class BackendError(RuntimeError):
     """
 
 
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def action_problem(action: Any, max_length: int) -> str | None:
     """Why ``action`` cannot be executed, in words; ``None`` when it can."""
     if not isinstance(action, str):
@@ -320,26 +328,28 @@ class TextEnv(gym.Env[str, str]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        task_id = options.pop("task_id", None)
-        if options:
+        # Bad arguments raise before anything changes: the env stays as it was, usable.
+        task_id = self._reset_task_option(seed, options)
+        if (
+            task_id is not None
+            and task_id not in self._task_id_set()
+            and not self._knows_task(task_id)
+        ):
+            examples = ", ".join(repr(t) for t in self.task_ids[:3])
             raise ValueError(
-                f"{type(self).__name__}.reset: unknown options {sorted(options)}; the only option is 'task_id'."
+                f"{type(self).__name__}.reset: unknown task_id {_short_repr(task_id)} for split "
+                f"{self.split!r} (e.g. {examples}; see env.unwrapped.task_ids)."
             )
+        super().reset(seed=seed)
         if task_id is None:
             if not self.task_ids:
                 raise RuntimeError(f"{type(self).__name__}: the {self.split!r} split has no tasks.")
             task_id = self.task_ids[int(self.np_random.integers(len(self.task_ids)))]
-        elif not isinstance(task_id, str) or (
-            task_id not in self._task_id_set() and not self._knows_task(task_id)
-        ):
-            examples = ", ".join(repr(t) for t in self.task_ids[:3])
-            raise ValueError(
-                f"{type(self).__name__}.reset: unknown task_id {task_id!r} for split {self.split!r} "
-                f"(e.g. {examples}; see env.unwrapped.task_ids)."
-            )
-        observation, task = self._start_task(task_id)
+        try:
+            observation, task = self._start_task(task_id)
+        except BaseException:
+            self._done = True  # half-started: step() asks for a new reset instead of guessing
+            raise
         self._task_id, self._task = task_id, task
         self._score, self._turn, self._won, self._done = 0.0, 0, False, False
         observation = self._fit_observation(observation)
@@ -405,6 +415,32 @@ class TextEnv(gym.Env[str, str]):
         return None
 
     # -- helpers --------------------------------------------------------------
+
+    def _reset_task_option(self, seed: Any, options: Any) -> str | None:
+        """Check ``reset``'s arguments before anything changes; returns the asked task id or None."""
+        name = f"{type(self).__name__}.reset"
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
+            raise ValueError(f"{name}: seed must be an int or None, not {type(seed).__name__}")
+        if options is None:
+            return None
+        if not isinstance(options, Mapping):
+            raise ValueError(
+                f"{name}: options must be a dict such as {{'task_id': ...}} or None, "
+                f"not {type(options).__name__} {_short_repr(options)}"
+            )
+        unknown = [key for key in options if key != "task_id"]
+        if unknown:
+            raise ValueError(
+                f"{name}: unknown options [{', '.join(_short_repr(k) for k in unknown)}]; "
+                "the only option is 'task_id'."
+            )
+        task_id = options.get("task_id")
+        if task_id is not None and not isinstance(task_id, str):
+            raise ValueError(
+                f"{name}: options['task_id'] must be a str, not {type(task_id).__name__} "
+                f"{_short_repr(task_id)}"
+            )
+        return task_id
 
     def _task_id_set(self) -> frozenset[str]:
         # Cached by identity of the list, so subclasses may replace task_ids freely.

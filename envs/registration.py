@@ -22,6 +22,7 @@ __all__ = [
     "env_class",
     "register_all",
     "registered_ids",
+    "resolve_spec",
 ]
 
 
@@ -78,7 +79,13 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
 
 
 def register_all() -> None:
-    """Register every id in ``ENV_ENTRIES`` (idempotent)."""
+    """Register every id in ``ENV_ENTRIES`` (idempotent).
+
+    ``gym.make`` adds no ``PassiveEnvChecker``: the contract tests run the full
+    ``check_env`` on every id, and Gymnasium 1.4's passive checker breaks an env
+    for good when its first ``reset`` raises (every later ``step`` raises
+    ``TypeError``). ``gym.make(id, disable_env_checker=False)`` still adds it.
+    """
     for entry in ENV_ENTRIES:
         if entry.id in gym.registry:
             continue
@@ -87,7 +94,7 @@ def register_all() -> None:
             entry_point=entry.entry_point,
             max_episode_steps=entry.max_episode_steps,
             kwargs=dict(entry.kwargs),
-            disable_env_checker=False,
+            disable_env_checker=True,
         )
 
 
@@ -96,12 +103,28 @@ def registered_ids() -> list[str]:
     return [entry.id for entry in ENV_ENTRIES]
 
 
+def resolve_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The spec of ``env_id``, also in Gymnasium's ``"module:Name-v0"`` form (the module is
+    imported first, as ``gym.make`` does)."""
+    module, sep, name = env_id.rpartition(":")
+    if sep and module:
+        importlib.import_module(module)
+        return gym.spec(name)
+    return gym.spec(env_id)
+
+
 def check_env_id(env_id: Any) -> str:
     """``env_id`` if Gymnasium knows it; otherwise a one-line ValueError with the closest ids."""
     import envs  # noqa: F401  (registers the project's ids)
 
     if isinstance(env_id, str) and env_id in gym.registry:
         return env_id
+    if isinstance(env_id, str) and ":" in env_id:
+        try:
+            resolve_spec(env_id)
+            return env_id
+        except (ImportError, gym.error.Error):
+            pass
     known = sorted(gym.registry)
     text = str(env_id)
     by_case = {name.lower(): name for name in known}
@@ -117,7 +140,7 @@ def check_env_id(env_id: Any) -> str:
 
 def env_class(env_id: str) -> type | None:
     """The class behind a registered id, or None when its entry point is not a class."""
-    entry_point = gym.spec(env_id).entry_point
+    entry_point = resolve_spec(env_id).entry_point
     if isinstance(entry_point, str):
         module_name, _, name = entry_point.partition(":")
         try:

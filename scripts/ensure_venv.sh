@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment at .venv and installs
-# the project into it. Re-installs only when setup.cfg or pyproject.toml changed.
+# the project into it, at the exact versions of constraints.txt (the ones the test
+# suite passes on; `make lock-upgrade` moves them). Re-installs only when setup.cfg,
+# pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 STAMP="$VENV/.mentorgym-install-stamp"
-want=$(cat setup.cfg pyproject.toml scripts/ensure_venv.sh | sha256sum | cut -d' ' -f1)
+want=$(cat setup.cfg pyproject.toml constraints.txt scripts/ensure_venv.sh | sha256sum | cut -d' ' -f1)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/python" ]; then
     exit 0
@@ -30,8 +32,8 @@ pip_quiet() {
 }
 pip_quiet install -q --upgrade pip setuptools wheel
 # The CPU build of torch is installed first and on its own, so that no dependency pulls in a CUDA build.
-pip_quiet install -q "torch==${TORCH_VERSION:-2.13.0}"
-pip_quiet install -q -e ".[test,plot]"
+pip_quiet install -q -c constraints.txt torch
+pip_quiet install -q -c constraints.txt -e ".[test,plot]"
 "$VENV/bin/python" -c "import envs, agents, gymnasium, scienceworld" \
     || { echo "The installation in $VENV is incomplete; see the pip output above." >&2; exit 1; }
 echo "$want" > "$STAMP"

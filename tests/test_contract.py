@@ -1,5 +1,6 @@
 """The environment contract of DESIGN.md, checked on every registered id with the public
-checker (``envs.check_env_contract``) that outside env authors run on their own envs."""
+checker (``envs.check_env_contract``) that outside env authors run on their own envs,
+plus what only the project's own machinery promises (``EnvPool``, trajectory files)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,21 @@ import pickle
 import gymnasium as gym
 import pytest
 
-from envs.contract import CHECKS, ContractError, check_env_contract, run_check
+from envs.contract import (
+    CHECKS,
+    HOSTILE_TEXT_ACTIONS,
+    ContractError,
+    check_clean_output,
+    check_env_contract,
+    check_info,
+    run_check,
+)
 from envs.core import TextSpace
+from envs.pool import EnvPool
+from envs.registration import ENV_ENTRIES
 from tests.conftest import entry_params
+
+TOOL_IDS = tuple(e.id for e in ENV_ENTRIES if e.entry_point.startswith("envs.tooluse."))
 
 
 @pytest.mark.parametrize("check", [*CHECKS, "vector"])
@@ -31,6 +44,72 @@ def test_text_space_accepts_natural_language_and_pickles() -> None:
     clone = pickle.loads(pickle.dumps(space))
     assert clone == space
     assert clone.sample() == space.sample()
+
+
+def _hostile_pool_params() -> list:
+    """Every id; the tool ids in the default run, the others (JVMs, TextWorld) under slow."""
+    params = []
+    for param in entry_params():
+        (env_id,) = param.values
+        marks = list(param.marks) + ([] if env_id in TOOL_IDS else [pytest.mark.slow])
+        params.append(pytest.param(env_id, marks=marks, id=env_id))
+    return params
+
+
+@pytest.mark.parametrize("env_id", _hostile_pool_params())
+def test_hostile_actions_through_an_env_pool(env_id: str) -> None:
+    with EnvPool(env_id, 2, env_kwargs={"admissible_actions": "compact"}) as pool:
+        pool.reset({0: {"seed": 0}, 1: {"seed": 1}})
+        for name, action in HOSTILE_TEXT_ACTIONS:
+            results = pool.step({0: action, 1: action})
+            for index, (obs, _reward, terminated, truncated, info) in results.items():
+                assert isinstance(obs, str) and obs, name
+                check_clean_output(obs, info, name)
+                assert "error" not in info, (name, info["error"])
+                if terminated or truncated:
+                    pool.reset({index: {"seed": index}})
+        assert pool.restarts == 0  # no worker died or raised
+
+
+@pytest.mark.parametrize("env_id", entry_params())
+def test_bad_resets_name_the_bad_option_and_leave_the_env_usable(env_id: str) -> None:
+    env = gym.make(env_id)
+    try:
+        # A failed *first* reset (Gymnasium's env checker used to break the env for good).
+        with pytest.raises(ValueError, match="unknown task_id 'typo'"):
+            env.reset(options={"task_id": "typo"})
+        obs, info = env.reset(seed=0)
+        obs, reward, terminated, truncated, info = env.step("look")
+        assert isinstance(obs, str) and obs
+        check_info(info)
+        task_id = env.unwrapped.task_ids[0]
+        for options, message in (
+            (5, "options must be a dict .* not int 5"),
+            ("task_id", "options must be a dict .* not str 'task_id'"),
+            ([("task_id", task_id)], "options must be a dict .* not list"),
+            ({"task_id": 3}, r"options\['task_id'\] must be a str, not int 3"),
+            ({"task": task_id}, r"unknown options \['task'\]; the only option is 'task_id'"),
+            ({"task_id": "no/such/task"}, "unknown task_id 'no/such/task'"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                env.reset(options=options)
+        with pytest.raises(ValueError, match="seed must be an int or None, not str"):
+            env.reset(seed="7")
+        obs, reward, terminated, truncated, info = env.step("look")  # the episode goes on
+        assert isinstance(obs, str) and obs
+        obs, info = env.reset(options={"task_id": task_id})
+        assert info["task_id"] == task_id
+    finally:
+        env.close()
+
+
+def test_trajectory_files_stay_valid_utf8_whatever_an_agent_wrote(tmp_path) -> None:
+    from agents.trajectory import TrajectoryWriter, read_trajectories
+
+    with TrajectoryWriter(tmp_path / "t.jsonl") as writer:
+        writer.write({"action": "take \udc80 apple", "observation": "ok"})
+    (tmp_path / "t.jsonl").read_bytes().decode("utf-8")  # strict: no surrogate got through
+    assert read_trajectories(tmp_path / "t.jsonl")[0]["action"] == "take ? apple"
 
 
 class _LeakyEnv(gym.Env):
@@ -58,13 +137,14 @@ class _LeakyEnv(gym.Env):
 
 def test_the_checker_names_each_broken_rule_in_a_sentence() -> None:
     with pytest.raises(ContractError) as caught:
-        check_env_contract(_LeakyEnv, checks=["info", "hostile", "reset"])
+        check_env_contract(_LeakyEnv, checks=["info", "hostile", "reset", "bad_reset"])
     failures = caught.value.failures
-    assert set(failures) == {"info", "hostile", "reset"}
+    assert set(failures) == {"info", "hostile", "reset", "bad_reset"}
     assert "lacks the keys" in failures["info"] and "'task'" in failures["info"]
     assert "lacks the keys" in failures["hostile"] or "raised TypeError" in failures["hostile"]
     assert "played another task" in failures["reset"]
-    assert str(caught.value).startswith("_LeakyEnv breaks the env contract in 3 check(s):")
+    assert "unknown task_id did not raise ValueError" in failures["bad_reset"]
+    assert str(caught.value).startswith("_LeakyEnv breaks the env contract in 4 check(s):")
 
 
 def test_a_contract_keeping_env_passes_and_says_what_ran() -> None:

@@ -117,8 +117,10 @@ def test_reset_options_and_kwargs_are_validated() -> None:
     env = make()
     with pytest.raises(ValueError, match="unknown options"):
         env.reset(options={"task": "count/1"})
-    with pytest.raises(ValueError, match="unknown task_id"):
+    with pytest.raises(ValueError, match=r"options\['task_id'\] must be a str, not int 7"):
         env.reset(options={"task_id": 7})
+    with pytest.raises(ValueError, match="unknown task_id"):
+        env.reset(options={"task_id": "count/999"})
     with pytest.raises(ValueError, match="unknown split"):
         make(split="dev")
     with pytest.raises(ValueError, match="admissible_actions"):

@@ -65,7 +65,8 @@ def test_every_method_runs_two_steps_and_writes_its_run(method: str, tmp_path: P
     trained = [row for row in rows if "loss" in row]
     assert [row["step"] for row in trained] == [1, 2]
     assert all(row["tokens"] > 0 and torch.isfinite(torch.tensor(row["loss"])) for row in trained)
-    assert {"time_rollout_s", "time_scoring_s", "time_optimise_s"} <= set(trained[0])
+    assert {"time_rollout_s", "time_scoring_s", "time_optimise_s", "env_errors"} <= set(trained[0])
+    assert all(row["env_errors"] == 0 for row in trained)
     assert "eval_sr" in rows[0] and "eval_sr" in trained[-1]
     assert summary["final"]["eval_episodes"] == 1
     assert (tmp_path / "checkpoints" / "step-00000002" / "COMPLETE").exists()
@@ -221,6 +222,30 @@ def test_a_killed_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     rows_b = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows_b] == [r["step"] for r in rows_a] == [1, 2, 3, 4]
     assert [r["loss"] for r in rows_b] == pytest.approx([r["loss"] for r in rows_a], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_resume_passes_over_a_damaged_checkpoint_and_clears_stale_staging(tmp_path: Path) -> None:
+    from distill.checkpoint import CheckpointError
+    from distill.trainer import train
+
+    def config(**overrides):
+        values = {"total_steps": 2, "eval_every": 0, "eval_episodes": 0, **overrides}
+        return small_config("opd", tmp_path, **values)
+
+    train(config(), progress=False)
+    newest = tmp_path / "checkpoints" / "step-00000002"
+    state = newest / "trainer_state.pt"
+    state.write_bytes(state.read_bytes()[:100])  # cut short, COMPLETE still there
+    stale = tmp_path / "checkpoints" / ".step-00000003.killed"
+    stale.mkdir()
+    with pytest.warns(UserWarning, match="step-00000002 is damaged"):
+        train(config(total_steps=3), resume=True, progress=False)
+    assert not stale.exists()
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]  # resumed after step 1
+    with pytest.raises(CheckpointError, match="student='micro' .* student='mini'"):
+        train(config(total_steps=4, student="mini"), resume=True, progress=False)
 
 
 DDP_SCRIPT = """

@@ -149,3 +149,11 @@ def test_multiagent_guide_runs() -> None:
         exec(compile(block, "multiagent.md", "exec"), namespace)
     assert set(namespace["turns"]) <= {"teacher", "student"} and namespace["turns"]
     assert namespace["won"] == {"task_0": True, "task_1": True}
+
+
+def test_robustness_guide_runs() -> None:
+    blocks = python_blocks("robustness.md")
+    assert blocks
+    namespace: dict = {"__name__": "guide_robustness"}
+    for block in blocks:
+        exec(compile(block, "robustness.md", "exec"), namespace)

@@ -350,3 +350,92 @@ def test_bad_arguments_are_rejected() -> None:
         OpenAIAgent("http://127.0.0.1:1/v1", "m", timeout=0)
     with pytest.raises(ValueError, match="concurrency"):
         OpenAIAgent("http://127.0.0.1:1/v1", "m", concurrency=0)
+
+
+def test_a_dripping_server_ends_within_the_deadline() -> None:
+    """One byte every 0.5 s never trips the per-read timeout; the deadline ends it."""
+
+    def drip(handler, body) -> None:
+        payload = chat_reply("<action>go north</action>")
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        for byte in payload:
+            try:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+            except OSError:  # the client hung up: what we want
+                return
+            time.sleep(0.5)
+
+    with fake_server(drip) as (url, bodies):
+        agent = OpenAIAgent(url, "m", timeout=2, deadline=1.5, **FAST)
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="no complete reply within the 1.5 s deadline"):
+            agent.act("obs", room_info("a"))
+        assert time.monotonic() - started < 1.5 + 0.5
+        assert len(bodies) == 1  # the deadline covers the retries too
+
+
+def test_a_dripping_header_ends_within_the_deadline() -> None:
+    def drip_header(handler, body) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(100):
+            try:
+                handler.wfile.write(b"X")
+                handler.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.5)
+
+    with fake_server(drip_header) as (url, _):
+        agent = OpenAIAgent(url, "m", timeout=2, deadline=1.0, **FAST)
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="deadline"):
+            agent.act("obs", room_info("a"))
+        assert time.monotonic() - started < 1.0 + 0.5
+
+
+def test_a_reply_larger_than_the_cap_is_refused() -> None:
+    big = chat_reply("<action>go north</action>" + " " * 5000)
+    with fake_server(lambda handler, body: reply(handler, 200, big)) as (url, bodies):
+        agent = OpenAIAgent(url, "m", max_response_bytes=1000, **FAST)
+        with pytest.raises(ServerError, match="max_response_bytes=1000"):
+            agent.act("obs", room_info("a"))
+        assert len(bodies) == 1  # not retried: the same request would get the same reply
+    with pytest.raises(ValueError, match="deadline"):
+        OpenAIAgent("http://127.0.0.1:1/v1", "m", deadline=0)
+
+
+def test_benchmark_keeps_what_finished_when_the_server_dies_mid_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Two episodes of one turn each are answered; then the server fails for good."""
+    answered = {"n": 0}
+
+    def dies_after_two(handler, body) -> None:
+        answered["n"] += 1
+        if answered["n"] <= 2:
+            reply(handler, 200, chat_reply("<action>search[red shoes]</action>"))
+        else:
+            reply(handler, 503, b'{"error": {"message": "the server is gone"}}')
+
+    out = tmp_path / "bench.json"
+    with fake_server(dies_after_two) as (url, _):
+        code = benchmark.main(
+            [
+                "--env", "WebShop-v0", "--agent", f"openai:{url}#m", "--episodes", "4",
+                "--max-steps", "1", "--agent-kwargs", '{"max_retries": 0}', "--out", str(out),
+                "--quiet",
+            ]
+        )  # fmt: skip
+    assert code == 3
+    report = json.loads(out.read_text())
+    assert report["incomplete"] is True and "the server is gone" in report["error"]
+    (row,) = report["results"]
+    assert row["incomplete"] is True and row["summary"]["episodes"] == 2
+    assert [e["turns"] for e in row["episodes"]] == [1, 1]
+    assert out.with_suffix(".png").stat().st_size > 1000
+    err = capsys.readouterr().err
+    assert "the server is gone" in err and "Traceback" not in err

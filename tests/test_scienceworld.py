@@ -193,6 +193,47 @@ def test_a_killed_jvm_ends_the_episode_and_reset_recovers() -> None:
     )
 
 
+def _gone(pid: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.java
+def test_a_frozen_jvm_ends_the_episode_within_the_deadline_and_is_replaced() -> None:
+    env = gym.make("ScienceWorld-v0", split="test", timeout_s=3.0)
+    try:
+        env.reset(options={"task_id": "lifespan-longest-lived/93"})
+        old_pid = env.unwrapped.simulator.pid
+        os.kill(old_pid, signal.SIGSTOP)  # frozen: alive, but never answers
+        started = time.monotonic()
+        obs, reward, terminated, truncated, info = env.step("open door to outside")
+        assert time.monotonic() - started < 3.0 + 1.0
+        assert terminated and reward == 0.0
+        assert "stopped answering within 3 s" in info["error"]
+        assert _gone(old_pid, within_s=5), "the frozen JVM was left running"
+        obs, info = env.reset(options={"task_id": "lifespan-longest-lived/93"})
+        assert env.unwrapped.simulator.pid != old_pid
+        obs, *_ = env.step("open door to outside")
+        assert obs == "The door is now open."
+    finally:
+        env.close()
+
+
+@pytest.mark.java
+def test_an_env_collected_without_close_stops_its_jvm() -> None:
+    import gc
+
+    env = gym.make("ScienceWorld-v0", split="test")
+    pid = env.unwrapped.simulator.pid
+    del env
+    gc.collect()
+    assert _gone(pid, within_s=5), "the JVM of a collected env kept running"
+
+
 def test_missing_java_fails_at_make_with_install_advice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("JAVA_HOME", raising=False)

@@ -191,3 +191,20 @@ def test_a_teacher_server_that_dies_stops_the_run_and_resume_finishes_it(
     steps = [row["step"] for row in read_metrics(run_dir / "metrics.jsonl") if "loss" in row]
     assert steps == [1, 2, 3, 4, 5]
     assert (run_dir / "final" / "config.json").exists()
+
+
+def test_collect_takes_any_agent_spec_a_served_model_included(
+    server: Server, tmp_path: Path
+) -> None:
+    from tools import collect
+
+    for spec, name in ((server.spec, "served"), ("random", "random"), ("tiny:micro", "tiny")):
+        out = tmp_path / f"{name}.jsonl"
+        argv = ["--env", "WebShop-v0", "--agent", spec, "--episodes", "2", "--all"]
+        argv += ["--max-turns", "2", "--out", str(out), "--num-envs", "2"]
+        argv += ["--agent-kwargs", '{"max_new_tokens": 8}'] if spec != "random" else []
+        assert collect.main(argv) == 0, spec
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(lines) == 4 and all(
+            line["messages"][-1]["role"] == "assistant" for line in lines
+        )

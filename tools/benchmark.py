@@ -4,6 +4,9 @@
 With no arguments (the README's main job): the scripted expert and random
 agents on every registered environment that can run on this machine, each
 on its default panel. Prints a table, writes a JSON result file and a plot.
+When an agent or an env fails mid-run (a model server dies), what finished
+is still written, marked ``"incomplete": true`` with the error, and the exit
+status is non-zero (3 for a server failure, 1 otherwise).
 
 Examples::
 
@@ -28,6 +31,7 @@ import math
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +234,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
                 row["panel"],
                 row["agent"],
                 str(s["episodes"]),
-                fmt(s["success_rate"]),
-                fmt(s["score"]),
-                fmt(s["mean_turns"]),
-                fmt(100 * s["invalid_action_rate"]),
-                fmt(s["steps_per_s"], 0),
-                fmt(s["wall_s"]),
+                fmt(s.get("success_rate")),
+                fmt(s.get("score")),
+                fmt(s.get("mean_turns")),
+                fmt(100 * s["invalid_action_rate"] if "invalid_action_rate" in s else None),
+                fmt(s.get("steps_per_s"), 0),
+                fmt(s.get("wall_s")),
             ]
         )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
@@ -262,8 +266,8 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     from envs.fileio import atomic_write_bytes
 
     labels = [f"{r['env_id']}\n{r['panel']}\n{r['agent']}" for r in rows]
-    sr = [r["summary"]["success_rate"] for r in rows]
-    score = [r["summary"]["score"] for r in rows]
+    sr = [r["summary"].get("success_rate", 0.0) for r in rows]  # no episode: an empty bar
+    score = [r["summary"].get("score", 0.0) for r in rows]
     positions = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
     width = 0.4
@@ -353,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = tqdm(total=total, desc="episodes", unit="ep", disable=args.quiet, dynamic_ncols=True)
     writer = TrajectoryWriter(args.trajectories) if args.trajectories else None
     rows, started = [], time.perf_counter()
+    failure: tuple[int, str] | None = None  # (exit code, message) of a run that broke off
     try:
         for env_id, panel in [(e, p) for e in env_ids for p in panels[e]]:
             for spec in agent_specs:
@@ -393,6 +398,20 @@ def main(argv: list[str] | None = None) -> int:
                 if playing < planned:
                     progress.total -= planned - playing
                     progress.refresh()
+                finished: list = []  # episodes kept even if a later one breaks the run
+
+                def on_episode(result: Any, finished: list = finished) -> None:
+                    finished.append(result)
+                    progress.update()
+
+                row = {
+                    "env_id": env_id,
+                    "panel": panel.name,
+                    "split": panel.split,
+                    "agent": spec,
+                    "batch": batch,
+                    "env_kwargs": env_kwargs,
+                }
                 try:
                     if batch > 1:
                         results = evaluate_panel_batched(
@@ -400,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                             agent,
                             panel,
                             limit=args.episodes,
-                            on_episode=lambda _: progress.update(),
+                            on_episode=on_episode,
                             on_turn=on_turn,
                             playable=playable,
                         )
@@ -410,28 +429,31 @@ def main(argv: list[str] | None = None) -> int:
                             agent,
                             panel,
                             limit=args.episodes,
-                            on_episode=lambda _: progress.update(),
+                            on_episode=on_episode,
                             on_turn=on_turn,
                             playable=playable,
                         )
-                except ServerError as error:  # a served model failed: say so, without a traceback
-                    print(f"error: agent {spec}: {error}", file=sys.stderr)
-                    return 3
+                except Exception as error:
+                    # What finished is written (marked incomplete) before the run stops.
+                    if isinstance(error, ServerError):  # a served model failed: no traceback
+                        message, code = f"agent {spec}: {error}", 3
+                    else:
+                        message, code = f"{env_id} / {spec}: {type(error).__name__}: {error}", 1
+                        traceback.print_exc()
+                    failure = (code, message)
+                    finished.sort(key=lambda result: panel.task_ids.index(result.task_id))
+                    row.update(incomplete=True, error=message)
+                    results = finished
                 finally:
                     for env in envs_made:
                         env.close()
-                rows.append(
-                    {
-                        "env_id": env_id,
-                        "panel": panel.name,
-                        "split": panel.split,
-                        "agent": spec,
-                        "batch": batch,
-                        "env_kwargs": env_kwargs,
-                        "summary": summarise(results),
-                        "episodes": [r.to_dict() for r in results],
-                    }
-                )
+                row["summary"] = summarise(results)
+                row["episodes"] = [r.to_dict() for r in results]
+                rows.append(row)
+                if failure is not None:
+                    break
+            if failure is not None:
+                break
     finally:
         progress.close()
         if writer is not None:
@@ -444,18 +466,24 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.perf_counter() - started,
         "results": rows,
     }
+    if failure is not None:
+        report.update(incomplete=True, error=failure[1])
     if writer is not None:
         report["trajectories"] = str(writer.path)
     atomic_write_json(out, report)
     print()
-    print(format_table(rows))
-    print(f"\nresults: {out}")
+    if rows:
+        print(format_table(rows))
+    print(f"\nresults: {out}" + (" (incomplete)" if failure is not None else ""))
     if writer is not None:
         print(f"trajectories: {writer.path} ({writer.count} turns)")
-    if not args.no_plot:
+    if not args.no_plot and rows:
         plot = write_plot(rows, out.with_suffix(".png"))
         if plot:
             print(f"plot:    {plot}")
+    if failure is not None:
+        print(f"error: {failure[1]}", file=sys.stderr)
+        return failure[0]
     return 0
 
 

@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     from distill.trainer import train
 
     hf_logging.disable_progress_bar()  # a bar per model load would break up the run's own
+    from distill.checkpoint import CheckpointError
+    from distill.rollout import EnvErrorLimit
+
     try:
         summary = train(config, resume=args.resume, progress=not args.quiet)
     except ConfigError as error:
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"error: the teacher's server failed: {error}; {kept}", file=sys.stderr)
         return 3
+    except (CheckpointError, EnvErrorLimit) as error:  # the disk or the env: one clear line
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     before, after = summary.get("initial", {}), summary.get("final", {})
     print(f"\n{config.method} on {config.env_id}: student before: {_show(before)}")
     print(f"{config.method} on {config.env_id}: student after:  {_show(after)}")

@@ -8,8 +8,10 @@ Differences from ``scienceworld.ScienceWorldEnv`` and why:
 * the score (0..100 upstream) is normalised to [0, 1]; a negative score means
   the task failed for good (e.g. focusing on the wrong object): the episode
   terminates with score 0, and ``info["raw_score"]`` keeps the simulator's value;
-* one heap-capped JVM per env instance, reused across resets; a JVM that dies
-  ends the episode with ``info["error"]`` and is replaced on the next reset.
+* one heap-capped JVM per env instance, reused across resets; a JVM that dies,
+  or that does not answer a call within ``timeout_s`` (frozen, stopped), ends
+  the episode with ``info["error"]``, is killed, and is replaced on the next
+  reset. An env collected without ``close()`` still stops its JVM.
 
 The simulator's own clarification dialogue is kept: an ambiguous command
 ("open door") answers with a numbered list, and the next action is the
@@ -25,6 +27,7 @@ from typing import Any
 from envs.core import BackendError, TextEnv, Transition
 from envs.scienceworld.simulator import (
     DEFAULT_JVM_OPTIONS,
+    DEFAULT_TIMEOUT_S,
     Simulator,
     find_java,
 )
@@ -71,7 +74,9 @@ class ScienceWorldEnv(TextEnv):
       action sequence while the agent stays on it (``None`` once it deviated);
     * ``simplifications``: comma-separated names from ``SIMPLIFICATIONS`` ("" by default);
     * ``tasks``: restrict the split to these task names (e.g. ``("boil", "melt")``);
-    * ``jvm_options``: JVM flags; the default caps the heap at 256 MB.
+    * ``jvm_options``: JVM flags; the default caps the heap at 256 MB;
+    * ``timeout_s``: seconds one call to the JVM may take (30); a JVM past it is
+      killed and the episode ends with ``info["error"]``.
     """
 
     splits = SPLITS
@@ -86,6 +91,7 @@ class ScienceWorldEnv(TextEnv):
         simplifications: str = "",
         tasks: tuple[str, ...] | list[str] | None = None,
         jvm_options: tuple[str, ...] | list[str] = DEFAULT_JVM_OPTIONS,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
@@ -103,8 +109,10 @@ class ScienceWorldEnv(TextEnv):
         self.simplifications = simplifications
         self.task_ids = task_ids(split, tuple(tasks) if tasks is not None else None)
         self.jvm_options = tuple(jvm_options)
-        self._simulator: Simulator | None = Simulator(self.jvm_options)
+        self.timeout_s = timeout_s
+        self._simulator: Simulator | None = Simulator(self.jvm_options, timeout_s)
         self._simulator_broken = False
+        self._death = ""  # why the last simulator was given up, in words
         self._templates: list[str] = []
         self._verbs: list[str] = []
         self._objects: list[str] = []
@@ -120,10 +128,21 @@ class ScienceWorldEnv(TextEnv):
         """The running simulator (started anew if the last one died)."""
         if self._simulator is None or self._simulator_broken or not self._simulator.alive():
             if self._simulator is not None:
-                self._simulator.close()
-            self._simulator = Simulator(self.jvm_options)
-            self._simulator_broken = False
+                self._simulator.close(force=True)
+            self._simulator = Simulator(self.jvm_options, self.timeout_s)
+            self._simulator_broken, self._death = False, ""
         return self._simulator
+
+    def _break_simulator(self) -> str:
+        """The JVM failed a call: kill it now (a frozen one would hold ~200 MB and a
+        socket) and say why; the next reset starts a fresh one."""
+        self._simulator_broken = True
+        if self._simulator is None:
+            return "the simulator was closed"
+        if self._simulator.alive():
+            self._death = self._simulator.describe_death()
+            self._simulator.close(force=True)
+        return self._death or self._simulator.describe_death()
 
     def close(self) -> None:
         if self._simulator is not None:
@@ -156,8 +175,8 @@ class ScienceWorldEnv(TextEnv):
             except Py4JJavaError as error:
                 raise RuntimeError(f"ScienceWorld could not load {task_id!r}: {error}") from None
             except (Py4JError, OSError):
-                # The JVM died between episodes: start a fresh one and try once more.
-                self._simulator_broken = True
+                # The JVM died or froze between episodes: start a fresh one and try once more.
+                self._break_simulator()
                 if attempt == 1:
                     raise RuntimeError(
                         f"ScienceWorld's JVM failed twice while loading {task_id!r}"
@@ -175,8 +194,7 @@ class ScienceWorldEnv(TextEnv):
         simulator = self._simulator
         if simulator is None or self._simulator_broken or not simulator.alive():
             # Never restart mid-episode: a fresh simulator has not loaded this task.
-            self._simulator_broken = True
-            message = simulator.describe_death() if simulator else "the simulator was closed"
+            message = self._break_simulator()
             raise BackendError(f"{message}; the next reset() starts a fresh simulator")
         server = simulator.server
         try:
@@ -185,7 +203,7 @@ class ScienceWorldEnv(TextEnv):
             completed = bool(server.getCompleted())
         except Py4JJavaError as error:
             if "OutOfMemoryError" in str(error):
-                self._simulator_broken = True
+                self._break_simulator()
                 raise BackendError("the ScienceWorld JVM ran out of memory") from None
             return Transition(
                 observation=self.invalid_observation,
@@ -194,8 +212,7 @@ class ScienceWorldEnv(TextEnv):
                 action_type="invalid",
             )
         except (Py4JError, OSError):
-            self._simulator_broken = True
-            message = simulator.describe_death()
+            message = self._break_simulator()
             raise BackendError(f"{message}; the next reset() starts a fresh simulator") from None
 
         was_choosing = self._choices > 0
@@ -228,8 +245,8 @@ class ScienceWorldEnv(TextEnv):
                 return list(self._templates)
             return [str(a) for a in server.getValidActionObjectCombinations()]
         except (Py4JError, OSError):
-            # The JVM died after the step; the next step reports it as the episode's end.
-            self._simulator_broken = True
+            # The JVM died or froze after the step; the next step reports it as the episode's end.
+            self._break_simulator()
             return []
 
     def _expert_action(self) -> str | None:

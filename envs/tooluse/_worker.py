@@ -2,42 +2,50 @@
 
 Run as a script, never imported by the environments. It reads one JSON request
 per line on its standard input and writes one JSON reply per line on its
-standard output. Before it accepts requests it confines itself, in this order:
+standard output. Before it accepts requests it confines itself, in this order
+(``_confine.py`` holds the kernel layers; each is skipped, and left out of the
+reported ``isolation``, where the kernel does not permit it):
 
-1. a private network namespace (``unshare``), when the kernel allows it, so no
-   socket can reach anything;
-2. resource limits: address space (memory), no file may grow (so nothing can be
-   written), no core files; a CPU-time limit is set afresh before every call;
-3. the toolsets named on the command line are imported (heavy imports happen
-   here, before the audit hook, so they may read what they need);
-4. an audit hook (PEP 578) that refuses sockets, file writes, process creation,
-   signals and ``ctypes`` for the rest of the process's life.
+1. new user, PID, network and mount namespaces; the worker continues as
+   process 2 of its PID namespace, with a ``/proc`` of its own;
+2. resource limits: address space (memory), no file may grow, no core files;
+   a CPU-time limit is set afresh before every call;
+3. the toolsets named in the configuration are imported (heavy imports happen
+   here, before the file system is narrowed);
+4. Landlock: reading only the Python installation, the system libraries, the
+   packages imported so far and the toolsets' data paths; writing nowhere;
+5. a seccomp filter refusing new processes (threads may run), exec, signals and
+   ``prlimit`` to other processes, ``pidfd_*``, sockets, mounts and every
+   file-system write (``mkfifo``, ``mknod``, ``setxattr`` ...);
+6. an audit hook (PEP 578) refusing the same operations at the Python level,
+   with the same read allow-list, for systems where 4 and 5 are missing.
 
-The parent enforces the wall-clock limit: it kills this process when a reply is
-late and starts a fresh one. A request is::
+The parent enforces the wall-clock limit: it kills the worker's process group
+when a reply is late and starts a fresh worker. A request is::
 
-    {"factory": "module:function", "kwargs": {...}, "name": "add", "arguments": {...}}
+    {"id": 7, "factory": "module:function", "kwargs": {...}, "name": "add", "arguments": {...}}
 
-and a reply is ``{"ok": bool, "content": str, "kind": str | None, "restart": bool}``.
+and a reply is ``{"id": 7, "ok": bool, "content": str, "kind": str | None, "restart": bool}``,
+ASCII-only JSON (any text, lone surrogates included, travels as escapes).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
 import os
 import resource
 import signal
 import sys
+import sysconfig
 from typing import Any
 
 # The script's own folder must not shadow standard modules (it is sys.path[0] when run as a script).
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if sys.path and os.path.abspath(sys.path[0] or ".") == _HERE:
     del sys.path[0]
-
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
 
 # Audit events refused once the worker is confined. Prefix match on the event name.
 _DENIED_PREFIXES: tuple[str, ...] = (
@@ -63,7 +71,13 @@ _DENIED_PREFIXES: tuple[str, ...] = (
     "os.truncate",
     "os.chmod",
     "os.chown",
+    "os.chflags",
     "os.utime",
+    "os.setxattr",
+    "os.removexattr",
+    "os.chroot",
+    "os.putenv",
+    "os.unsetenv",
     "shutil.",
     "ctypes.",
     "pty.",
@@ -76,54 +90,83 @@ _DENIED_PREFIXES: tuple[str, ...] = (
     "imaplib.",
     "nntplib.",
     "telnetlib.",
+    "signal.pthread_kill",
+    "gc.get_objects",
+    "gc.get_referrers",
+    "gc.get_referents",
     "sys.addaudithook",
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_READABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 
 
 class SandboxViolation(PermissionError):
     """What the audit hook raises for a refused operation."""
 
 
-def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
-    if event == "open":
-        mode = args[1] if len(args) > 1 else None
-        flags = args[2] if len(args) > 2 else 0
-        writes = isinstance(mode, str) and any(c in mode for c in "wax+")
-        if writes or (isinstance(flags, int) and flags & _WRITE_FLAGS):
-            raise SandboxViolation(
-                f"writing files is not allowed in the tool sandbox ({args[0]!r})"
-            )
-        return
-    if event.startswith(_DENIED_PREFIXES):
-        raise SandboxViolation(f"the tool sandbox does not allow {event}")
+def _make_audit_hook(read_roots: tuple[str, ...], own_pid: int) -> Any:
+    """The hook, closed over the read allow-list (folders end with a separator)."""
+    folders = tuple(root for root in read_roots if root.endswith(os.sep))
+    files = frozenset(root for root in read_roots if not root.endswith(os.sep))
+
+    def readable(path: Any) -> bool:
+        if isinstance(path, int):  # an open descriptor: opening it was judged already
+            return True
+        try:
+            name = os.path.realpath(os.fsdecode(path))
+        except (TypeError, ValueError):
+            return False
+        return name in files or (name + os.sep).startswith(folders)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            mode = args[1] if len(args) > 1 else None
+            flags = args[2] if len(args) > 2 else 0
+            writes = isinstance(mode, str) and any(c in mode for c in "wax+")
+            if writes or (isinstance(flags, int) and flags & _WRITE_FLAGS):
+                raise SandboxViolation(
+                    f"writing files is not allowed in the tool sandbox ({args[0]!r})"
+                )
+            if args and args[0] is not None and not readable(args[0]):
+                raise SandboxViolation(f"the tool sandbox does not allow reading {args[0]!r}")
+            return
+        if event in ("os.listdir", "os.scandir"):
+            if args and args[0] is not None and not readable(args[0]):
+                raise SandboxViolation(f"the tool sandbox does not allow listing {args[0]!r}")
+            return
+        if event == "resource.setrlimit":
+            if args[0] != resource.RLIMIT_CPU:
+                raise SandboxViolation("the tool sandbox does not allow changing resource limits")
+            return
+        if event == "resource.prlimit":
+            if args[0] not in (0, own_pid) or (
+                args[2] is not None and args[1] != resource.RLIMIT_CPU
+            ):
+                raise SandboxViolation("the tool sandbox does not allow changing resource limits")
+            return
+        if event == "sqlite3.connect":
+            if args and args[0] not in (":memory:", b":memory:"):
+                raise SandboxViolation("the tool sandbox does not allow database files")
+            return
+        if event.startswith(_DENIED_PREFIXES):
+            raise SandboxViolation(f"the tool sandbox does not allow {event}")
+
+    return hook
 
 
-def _enter_network_namespace() -> str | None:
-    """Move into an empty network namespace; returns a label, or None when not permitted."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
+def _load_confine() -> Any:
+    """``_confine.py`` (Linux only), loaded once by path: importing it as
+    ``envs.tooluse._confine`` would run the whole envs package before the namespaces."""
+    if not sys.platform.startswith("linux"):
         return None
-    # Root (or CAP_SYS_ADMIN) can create the namespace directly and keep its identity.
-    if libc.unshare(_CLONE_NEWNET) == 0:
-        return "netns"
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
-        return None
-    # Map our own ids into the new user namespace so file permissions stay as they were.
-    try:
-        with open("/proc/self/setgroups", "w") as handle:
-            handle.write("deny")
-        with open("/proc/self/uid_map", "w") as handle:
-            handle.write(f"{uid} {uid} 1")
-        with open("/proc/self/gid_map", "w") as handle:
-            handle.write(f"{gid} {gid} 1")
-    except OSError:
-        pass
-    return "userns+netns"
+    module = sys.modules.get("_mentorgym_confine")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("_mentorgym_confine", f"{_HERE}/_confine.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["_mentorgym_confine"] = module
+    return module
 
 
 def _set_limits(memory_mb: int) -> list[str]:
@@ -149,6 +192,60 @@ def _arm_cpu_limit(seconds: int) -> None:
     if hard != resource.RLIM_INFINITY and soft > hard:
         soft = hard
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _disarm_timers() -> None:
+    # A tool's alarm must not fire between calls (its handler could read our requests).
+    signal.alarm(0)
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        signal.setitimer(timer, 0)
+
+
+def _read_roots(config: dict[str, Any]) -> tuple[str, ...]:
+    """What the tools may read: Python, system libraries, the imported packages, their data.
+
+    Folders end with ``os.sep``. A package counts when a module of it is
+    imported by now (the preloaded toolsets and what they import): its
+    top-level folder becomes readable, and the rest of the folder it lies in (a
+    project's configs, runs, secrets) stays unreadable.
+    """
+    folders: set[str] = set()
+    files: set[str] = set(_READABLE_DEVICES)
+    paths = sysconfig.get_paths()
+    python_roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    python_roots |= {sys.prefix, sys.exec_prefix}
+    for root in python_roots:
+        folders.add(os.path.realpath(root))
+    for root in ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64"):
+        if os.path.isdir(root):
+            folders.add(os.path.realpath(root))  # shared libraries an extension may load late
+    files.add("/etc/ld.so.cache")
+    covered = tuple(folder + os.sep for folder in folders)
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if not isinstance(origin, str) or not isinstance(name, str):
+            continue
+        origin = os.path.realpath(origin)
+        if origin.startswith(covered) or not os.path.exists(origin):
+            continue
+        # The top-level package's folder, found from the module's dotted name (never by
+        # sys.path, which may hold "/" or a home folder).
+        levels = name.count(".") + (os.path.basename(origin).startswith("__init__.") - 1)
+        if levels < 0:
+            files.add(origin)  # a top-level module: that file only
+            continue
+        folder = os.path.dirname(origin)
+        for _ in range(levels):
+            folder = os.path.dirname(folder)
+        folders.add(folder)
+    for _, kwargs in config.get("preload", []):
+        for value in (kwargs or {}).values():
+            if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+                target = os.path.realpath(value)
+                (folders if os.path.isdir(target) else files).add(target)
+    return tuple(sorted(folder.rstrip(os.sep) + os.sep for folder in folders)) + tuple(
+        sorted(files)
+    )
 
 
 _TOOLSETS: dict[str, dict[str, Any]] = {}
@@ -211,9 +308,13 @@ def _run(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
             "restart": True,
             "content": "the tool tried to exit",
         }
+    except PermissionError as error:  # refused by the kernel (Landlock, seccomp)
+        return {"ok": False, "kind": "forbidden", "content": f"not allowed: {error}"[:500]}
     except Exception as error:
         message = str(error)[:500] or type(error).__name__
         return {"ok": False, "kind": "tool_error", "content": message}
+    finally:
+        _disarm_timers()
     try:
         content, truncated = _render(result, max_chars)
     except MemoryError:
@@ -234,22 +335,34 @@ def _run(request: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "kind": None, "content": content, "truncated": truncated}
 
 
+def _confine_process(config: dict[str, Any], requests_fd: int, replies_fd: int) -> list[str]:
+    """Layers 1 and 2 (see the module docstring); returns the isolation labels applied."""
+    isolation: list[str] = []
+    confine = _load_confine()
+    if confine is not None and config.get("namespaces", True):
+        labels, pid_namespace = confine.enter_namespaces()
+        isolation += labels
+        if pid_namespace:
+            confine.fork_into_pid_namespace(isolation, keep=(requests_fd, replies_fd))
+    isolation += _set_limits(int(config["memory_mb"]))
+    return isolation
+
+
 def main() -> None:
     """Confine this process, then serve requests until standard input closes."""
     config = json.loads(sys.argv[1])
-    requests = os.fdopen(os.dup(0), "rb", buffering=0)
-    replies = os.fdopen(os.dup(1), "wb", buffering=0)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no process of the sandbox leaves a core
+    requests_fd, replies_fd = os.dup(0), os.dup(1)
     # Tools must not write into the protocol stream: stdin/stdout/stderr go nowhere.
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    os.close(null)
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
+    requests = os.fdopen(requests_fd, "rb", buffering=0)
+    replies = os.fdopen(replies_fd, "wb", buffering=0)
 
-    isolation = []
-    network = _enter_network_namespace()
-    if network:
-        isolation.append(network)
-    isolation += _set_limits(int(config["memory_mb"]))
+    isolation = _confine_process(config, requests_fd, replies_fd)
     sys.dont_write_bytecode = True
     sys.set_int_max_str_digits(int(config.get("max_int_digits", 4300)))
     startup_error = None
@@ -259,7 +372,13 @@ def main() -> None:
         except Exception as error:
             startup_error = f"cannot load toolset {factory}: {type(error).__name__}: {error}"
             break
-    sys.addaudithook(_audit_hook)
+    read_roots = _read_roots(config)
+    confine = _load_confine()
+    if confine is not None:
+        for layer in (confine.restrict_filesystem(list(read_roots)), confine.install_seccomp()):
+            if layer:
+                isolation.append(layer)
+    sys.addaudithook(_make_audit_hook(read_roots, os.getpid()))
     isolation.append("audit-hook")
     hello = {"ready": startup_error is None, "isolation": isolation, "error": startup_error}
     replies.write((json.dumps(hello) + "\n").encode())
@@ -272,14 +391,17 @@ def main() -> None:
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
+            request_id = None
             try:
                 request = json.loads(line)
+                request_id = request.get("id")
                 reply = _run(request, config)
             except MemoryError:
                 reply = {"ok": False, "kind": "memory", "restart": True, "content": "out of memory"}
             except Exception as error:  # a malformed request is the parent's bug; say so
                 reply = {"ok": False, "kind": "sandbox", "content": f"bad request: {error}"}
-            replies.write((json.dumps(reply, ensure_ascii=False) + "\n").encode())
+            reply["id"] = request_id
+            replies.write((json.dumps(reply) + "\n").encode("ascii"))
 
 
 if __name__ == "__main__":

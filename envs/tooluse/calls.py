@@ -19,11 +19,13 @@ environments with an ``answer`` tool also take ``<tool_call>{"name":
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "MAX_CALL_DEPTH",
     "ParsedCall",
     "ParsedCompletion",
     "extract_boxed",
@@ -31,6 +33,7 @@ __all__ = [
     "format_tool_calls",
     "format_tool_responses",
     "parse_completion",
+    "value_problem",
 ]
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -64,8 +67,51 @@ class ParsedCompletion:
     answer_source: str | None = None
 
 
+#: Deepest nesting of arrays and objects a tool call may have (the call object itself is level 1).
+#: Real schemas nest a few levels; deeper values would only feed recursion to everything
+#: downstream (validation, copies, the sandbox's encoder).
+MAX_CALL_DEPTH = 32
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# json.loads joins valid \ud83d\ude00 pairs; a surrogate left in a str is unpaired.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
+
+
+def value_problem(data: Any, max_depth: int = MAX_CALL_DEPTH) -> str | None:
+    """Why decoded JSON ``data`` cannot be a tool call's content, in words; None when it can.
+
+    Refused: nesting deeper than ``max_depth``, a lone surrogate (``"\\ud800"``) in
+    any key or string (it is not valid UTF-8, so it could reach no file or
+    process), and numbers that are not finite (``1e999`` reads as infinity).
+    Walks the value without recursion, so any depth json.loads accepts is safe.
+    """
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                return f"the tool call is nested more than {max_depth} levels deep"
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if _has_lone_surrogate(key):
+                        return "the tool call holds a lone surrogate escape (such as \\ud800)"
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            if _has_lone_surrogate(value):
+                return "the tool call holds a lone surrogate escape (such as \\ud800)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "the tool call holds a number too large to represent"
+    return None
 
 
 def _parse_call(text: str) -> ParsedCall:
@@ -76,6 +122,9 @@ def _parse_call(text: str) -> ParsedCall:
         return ParsedCall(None, None, "the tool call is nested too deeply to read", text)
     except ValueError as error:  # JSONDecodeError, and ints beyond Python's digit limit
         return ParsedCall(None, None, f"the tool call is not valid JSON ({error})", text)
+    problem = value_problem(data)
+    if problem is not None:
+        return ParsedCall(None, None, problem, text)
     if not isinstance(data, dict):
         return ParsedCall(
             None, None, 'a tool call must be a JSON object {"name": ..., "arguments": {...}}', text
@@ -89,8 +138,13 @@ def _parse_call(text: str) -> ParsedCall:
             arguments = (
                 json.loads(arguments, parse_constant=_reject_constant) if arguments.strip() else {}
             )
-        except (ValueError, RecursionError) as error:
+        except RecursionError:
+            return ParsedCall(name, None, "the arguments are nested too deeply to read", text)
+        except ValueError as error:
             return ParsedCall(name, None, f"the arguments are not valid JSON ({error})", text)
+        problem = value_problem(arguments, MAX_CALL_DEPTH - 1)
+        if problem is not None:
+            return ParsedCall(name, None, problem, text)
     if not isinstance(arguments, dict):
         return ParsedCall(name, None, "'arguments' must be a JSON object", text)
     extra = sorted(set(data) - {"name", "arguments", "parameters", "id", "type"})

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ from envs.tooluse.schema import schema_name, validate_arguments
 from envs.tooluse.tasks import ToolTask
 
 __all__ = ["ANSWER_TOOL", "ToolEnv", "Verdict", "canonical_arguments"]
+
+_log = logging.getLogger(__name__)
 
 #: The tool that ends an episode with a final answer (FunctionCall-v0, SearchQA-v0).
 ANSWER_TOOL: dict[str, Any] = {
@@ -234,6 +237,33 @@ class ToolEnv(TextEnv):
         return f"{task.question}\n\n{self.answer_instruction}", task.question
 
     def _execute(self, action: str) -> Transition:
+        try:
+            return self._execute_completion(action)
+        except BackendError:
+            raise
+        except Exception as error:
+            # The parser refuses what is known to break the tools (deep nesting, lone
+            # surrogates, huge numbers); anything still unforeseen costs the action, never
+            # the episode or the process.
+            _log.warning(
+                "%s: an action raised %r; it counts as invalid", type(self).__name__, error
+            )
+            reason = f"{type(error).__name__}: {error}"
+            reason = reason if len(reason) <= 200 else reason[:200] + "..."
+            self._last_results = [
+                {"name": None, "ok": False, "content": f"Error: the action failed ({reason})."}
+            ]
+            return Transition(
+                observation=(
+                    f"The environment could not process this action ({reason}); "
+                    "it was not run. The episode goes on."
+                ),
+                score=0.0,
+                invalid_action=True,
+                action_type="invalid",
+            )
+
+    def _execute_completion(self, action: str) -> Transition:
         task = self._task_obj
         assert task is not None
         parsed = parse_completion(action, max_calls=self.max_calls_per_turn + 1)
