@@ -356,7 +356,10 @@ class Catalogue:
         if self._index is None:
             with self._index_lock:
                 if self._index is None:
-                    self._index = ProductSearch([p.search_document() for p in self.products])
+                    self._index = ProductSearch(
+                        [p.search_document() for p in self.products],
+                        [p.asin for p in self.products],
+                    )
         return self._index
 
     def search(self, query: str, top_k: int = SEARCH_RETURN_N) -> tuple[Product, ...]:
