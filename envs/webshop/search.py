@@ -10,7 +10,7 @@ reproduces that ranking in pure Python:
 * a query is analysed the same way; each distinct term is one clause,
   boosted by how often it occurs in the query (Anserini's bag of words);
 * a document's length is stored as Lucene stores it, in one byte
-  (:func:`length_to_byte`, exact below 24 terms and lossy above);
+  (:func:`length_to_byte`: exact up to 40 terms, then 4 significant bits);
 * scores are Lucene 8's ``BM25Similarity`` (k1 = 0.9, b = 0.4, Anserini's
   defaults, which upstream's searcher keeps) computed in 32-bit floats with
   Lucene's order of operations, and clause scores summed in double precision;
@@ -30,16 +30,28 @@ import numpy as np
 
 from envs.webshop.analysis import analyze
 
-__all__ = ["ProductSearch", "SEARCH_RETURN_N", "byte_to_length", "length_to_byte"]
+__all__ = [
+    "SEARCH_BACKENDS",
+    "SEARCH_RETURN_N",
+    "CachedSearch",
+    "ProductSearch",
+    "byte_to_length",
+    "length_to_byte",
+    "make_search",
+]
 
 #: How many hits a search returns (upstream shows them 10 per page).
 SEARCH_RETURN_N = 50
+
+#: ``search_backend=`` values: this module's ranking, or upstream's Lucene index itself.
+SEARCH_BACKENDS: tuple[str, ...] = ("python", "lucene")
 
 #: Anserini's BM25 parameters (``SimpleSearcher``'s defaults; upstream sets none).
 BM25_K1 = 0.9
 BM25_B = 0.4
 
-# Lucene's SmallFloat "byte4" code: lengths below this are stored exactly.
+# Lucene's SmallFloat "byte4" code: bytes below this are the lengths themselves; the
+# rest hold length - 24 as a tiny float (4 significant bits, one of them implicit).
 _EXACT_LENGTHS = 24
 
 
@@ -58,7 +70,7 @@ def _int4_to_int(code: int) -> int:
 
 
 def length_to_byte(length: int) -> int:
-    """A document length as Lucene's norm byte (0..255): exact below 24, rounded down above."""
+    """A document length as Lucene's norm byte (exact up to 40, then rounded down)."""
     if length < _EXACT_LENGTHS:
         return length
     return _EXACT_LENGTHS + _int_to_int4(length - _EXACT_LENGTHS)
@@ -74,12 +86,42 @@ def byte_to_length(code: int) -> int:
 _LENGTH_TABLE = np.array([byte_to_length(code) for code in range(256)], dtype=np.float32)
 
 
-class ProductSearch:
+class CachedSearch:
+    """A product search with a bounded LRU cache of results (one index serves many envs)."""
+
+    def __init__(self, n_docs: int, cache_size: int = 4096) -> None:
+        self._n_docs = n_docs
+        self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._n_docs
+
+    def search(self, query: str, top_k: int = SEARCH_RETURN_N) -> tuple[int, ...]:
+        """Indices of the products matching ``query`` (any query term), best first."""
+        key = f"{top_k}\x00{query}"
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        result = self._search(query, top_k) if self._n_docs and top_k > 0 else ()
+        with self._lock:
+            self._cache[key] = result
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def _search(self, query: str, top_k: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+
+class ProductSearch(CachedSearch):
     """A BM25 index over ``documents`` (one string per product, in catalogue order).
 
     ``ids`` (one per document, the asins) order documents of equal score.
-    ``search(query)`` returns product indices, best first. Results are cached
-    (bounded LRU), so one index serves every env in a process cheaply.
+    ``search(query)`` returns product indices, best first.
     """
 
     def __init__(
@@ -96,7 +138,7 @@ class ProductSearch:
             raise ValueError(
                 f"ProductSearch: {len(documents)} documents but {len(ids)} ids; give one id each."
             )
-        self._n_docs = len(documents)
+        super().__init__(len(documents), cache_size)
         # Rank of each document's id in byte order (what Lucene's tie-break compares).
         order = sorted(range(self._n_docs), key=lambda i: ids[i].encode("utf-8"))
         self._id_rank = np.empty(self._n_docs, dtype=np.int64)
@@ -139,28 +181,6 @@ class ProductSearch:
                 k1_f * ((np.float32(1) - b_f) + b_f * _LENGTH_TABLE / avgdl)
             )
 
-        self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return self._n_docs
-
-    def search(self, query: str, top_k: int = SEARCH_RETURN_N) -> tuple[int, ...]:
-        """Indices of the products matching ``query`` (any query term), best first."""
-        key = f"{top_k}\x00{query}"
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-        result = self._search(query, top_k)
-        with self._lock:
-            self._cache[key] = result
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return result
-
     def scores(self, query: str) -> dict[int, float]:
         """Every matching product's score (a 32-bit float, as Lucene reports it)."""
         matching, scores = self._score(query)
@@ -189,10 +209,21 @@ class ProductSearch:
         return matching, total[matching].astype(np.float32)
 
     def _search(self, query: str, top_k: int) -> tuple[int, ...]:
-        if self._n_docs == 0 or top_k <= 0:
-            return ()
         matching, scores = self._score(query)
         if matching.size == 0:
             return ()
         order = np.lexsort((self._id_rank[matching], -scores))
         return tuple(int(i) for i in matching[order[:top_k]])
+
+
+def make_search(backend: str, documents: Sequence[str], ids: Sequence[str]) -> CachedSearch:
+    """A search over ``documents`` (ids: the asins) with ``backend`` (see :data:`SEARCH_BACKENDS`)."""
+    if backend == "python":
+        return ProductSearch(documents, ids)
+    if backend == "lucene":
+        from envs.webshop.lucene import LuceneSearch
+
+        return LuceneSearch(documents, ids)
+    raise ValueError(
+        f"WebShop: unknown search_backend {backend!r}; choose one of {list(SEARCH_BACKENDS)}."
+    )
