@@ -88,9 +88,9 @@ def _two_object_game() -> GameRecord:
     return next(r for r in _one_per_task_type() if r.task_type == "pick_two_obj_and_place")
 
 
-def test_upstream_handcoded_expert_never_finishes_two_object_tasks(engine: AlfredEngine) -> None:
+def test_upstream_handcoded_expert_loses_track_of_a_two_object_task(engine: AlfredEngine) -> None:
     # alfworld 0.4.x says "move X to Y" where the expert's state tracking looks for "put":
-    # the unpatched expert forgets each placement and loops until it runs out of steps.
+    # the unpatched expert forgets each placement; on this game it loops until the cap.
     from alfworld.agents.expert.handcoded_expert_tw import HandCodedTWAgent
 
     if '"put" in last_action' not in _upstream_tracking_source():

@@ -74,6 +74,8 @@ class ScienceWorldEnv(TextEnv):
     * ``jvm_options``: JVM flags; the default caps the heap at 256 MB.
     """
 
+    max_turns = 100  # ScienceWorld's own step limit (the registered cap)
+
     splits = SPLITS
     invalid_observation = "No known action matches that input."
 

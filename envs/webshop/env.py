@@ -117,6 +117,7 @@ class WebShopEnv(TextEnv):
     """
 
     splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    max_turns = 15  # Guided-OPD's WebShop cap (the registered cap)
 
     def __init__(
         self,
