@@ -76,3 +76,12 @@ def test_webshop_with_spacy_nouns_scores_the_type_with_the_tagger(monkeypatch) -
         if terminated:
             break
     assert info["won"] and info["reward_components"]["title_score"] == 1.0
+
+
+def test_spacy_with_a_pipeline_folder(tmp_path, monkeypatch) -> None:
+    tagging_pipeline({"shoes"}).to_disk(tmp_path / "pipeline")
+    monkeypatch.setattr(nouns_module, "_SHARED", {})
+    env = gym.make("WebShop-v0", nouns=f"spacy:{tmp_path / 'pipeline'}")
+    assert env.unwrapped._nouns_of("Acme Running Shoes") == ("shoes",)
+    with pytest.raises(ValueError, match="unknown nouns mode 'spacy:'"):
+        gym.make("WebShop-v0", nouns="spacy:")

@@ -166,7 +166,7 @@ def analyze(text: str) -> list[str]:
     return terms
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)  # a large catalogue has a few hundred thousand words
 def _stem(word: str) -> str:
     return porter_stem(word)
 

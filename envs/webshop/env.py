@@ -108,9 +108,10 @@ class WebShopEnv(TextEnv):
     * ``search_backend``: ``"python"`` (default), this package's reproduction of
       upstream's Lucene ranking, or ``"lucene"``, a real Lucene index built and
       queried with pyserini (the ``lucene`` extra and Java; see docs/webshop.md);
-    * ``nouns``: how title nouns are found for products that do not list
-      them: ``"lexicon"`` (default) or ``"spacy"`` (spaCy's tagger, as upstream;
-      needs an installed English model).
+    * ``nouns``: how the reward finds title nouns: ``"lexicon"`` (default: the
+      products' listed nouns, else a lexicon rule) or ``"spacy"`` (spaCy's
+      tagger on every title, as upstream; needs ``en_core_web_sm``, or name
+      another pipeline with ``"spacy:<name or path>"``).
 
     Every env of a process that names the same source shares one catalogue
     and one search index.

@@ -4,7 +4,9 @@ Upstream's type reward parses both titles (the purchased product's and the
 goal's) with ``en_core_web_sm`` and keeps the lower-cased text of every token
 tagged ``NOUN`` or ``PROPN``. :class:`SpacyNouns` does the same with an
 installed spaCy English pipeline; ``WebShop-v0`` uses it with
-``nouns="spacy"`` (the default, ``nouns="lexicon"``, needs no model).
+``nouns="spacy"`` (``en_core_web_sm``, upstream's) or ``nouns="spacy:<name or
+path>"`` (another installed pipeline, or a pipeline's folder). The default,
+``nouns="lexicon"``, needs no model.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class SpacyNouns:
     ``pos_``); by default :data:`SPACY_MODEL` is loaded. Results are cached.
     """
 
-    def __init__(self, pipeline: Any = None) -> None:
-        self.pipeline = pipeline if pipeline is not None else _load(SPACY_MODEL)
+    def __init__(self, pipeline: Any = None, *, model: str = SPACY_MODEL) -> None:
+        self.pipeline = pipeline if pipeline is not None else _load(model)
         self._lock = threading.Lock()  # spaCy pipelines are not thread-safe
         self._cached = lru_cache(maxsize=1 << 16)(self._tag)
 
@@ -62,7 +64,8 @@ def _load(name: str) -> Any:
     except OSError:
         raise NounsUnavailable(
             f"nouns='spacy' needs spaCy's English model {name}, which is not installed "
-            f"(python -m spacy download {name}); nouns='lexicon' needs no model"
+            f"(python -m spacy download {name}, or nouns='spacy:<name or path>' for another "
+            "pipeline); nouns='lexicon' needs no model"
         ) from None
 
 
@@ -74,9 +77,13 @@ def nouns_function(mode: str) -> Callable[[str], tuple[str, ...]] | None:
     """The title-noun function of a ``nouns=`` mode (``None``: the products' own nouns)."""
     if mode == "lexicon":
         return None
-    if mode == "spacy":
+    if mode == "spacy" or (isinstance(mode, str) and mode.startswith("spacy:") and mode[6:]):
+        model = mode[6:] if mode.startswith("spacy:") else SPACY_MODEL
         with _SHARED_LOCK:  # one loaded model per process, as one catalogue
-            if "spacy" not in _SHARED:
-                _SHARED["spacy"] = SpacyNouns()
-            return _SHARED["spacy"]
-    raise ValueError(f"WebShop: unknown nouns mode {mode!r}; choose one of {list(NOUN_MODES)}.")
+            if mode not in _SHARED:
+                _SHARED[mode] = SpacyNouns(model=model)
+            return _SHARED[mode]
+    raise ValueError(
+        f"WebShop: unknown nouns mode {mode!r}; choose one of {list(NOUN_MODES)} "
+        "or 'spacy:<model name or path>'."
+    )
