@@ -93,16 +93,11 @@ def compare_env(records, sequences: int) -> Counter:
 
 def upstream_expert_wins(engine, record, seed: int) -> bool:
     """Play ``record`` with upstream's ``AlfredExpert`` loop (unpatched agent)."""
-    from alfworld.agents.expert.handcoded_expert_tw import HandCodedTWAgent
-
-    from envs.alfworld.experts import task_params
+    from envs.alfworld.experts import upstream_handcoded_agent
 
     engine.load(record.game)
     state = engine.reset()
-    agent = HandCodedTWAgent(max_steps=200)
-    agent.task_params = task_params(record.traj_data)
-    agent.policy = agent.get_task_policy(agent.task_params)(agent.task_params, max_steps=200)
-    agent.observe(state["feedback"])
+    agent = upstream_handcoded_agent(record.traj_data, state["feedback"])
     saved = random.getstate()
     random.seed(seed)
     try:
