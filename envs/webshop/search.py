@@ -133,7 +133,8 @@ class ProductSearch(CachedSearch):
         b: float = BM25_B,
         cache_size: int = 4096,
     ) -> None:
-        ids = [str(i) for i in range(len(documents))] if ids is None else [str(i) for i in ids]
+        # Without ids, equal scores keep document order.
+        ids = [f"{i:012d}" for i in range(len(documents))] if ids is None else [str(i) for i in ids]
         if len(ids) != len(documents):
             raise ValueError(
                 f"ProductSearch: {len(documents)} documents but {len(ids)} ids; give one id each."
