@@ -28,6 +28,8 @@ through ``run_check``:
   each a ``ValueError``;
 * ``reward_sum``: an episode's rewards add up to its final score (played by
   the expert when the env has one, else by ``"look"``);
+* ``truncation``: once an episode is truncated at its turn cap, the env
+  refuses further actions as after termination (no reward, no change);
 * ``vector``: ``gym.make_vec(id, num_envs=2, vectorization_mode="async")`` resets
   and steps, and every hostile text action in one slot leaves it working (only
   for a registered id).
@@ -343,6 +345,33 @@ def _check_reward_sum(make: Maker) -> None:
         env.close()
 
 
+def _check_truncation(make: Maker) -> None:
+    with _closing(make) as env:
+        cap = getattr(env.spec, "max_episode_steps", None) if env.spec is not None else None
+        if not cap or cap < 1:
+            return  # no turn cap: nothing truncates
+        env.reset(seed=0)
+        for _ in range(cap):
+            _, _, terminated, truncated, info = env.step("xyzzy plugh")
+            if terminated:
+                return  # an episode that ends by itself: the cap is not reached this way
+        if not truncated:
+            raise _Broken(f"the episode was not truncated at its turn cap of {cap}")
+        for action in ("look", "look around", "inventory"):
+            _, reward, terminated, truncated, after = env.step(action)
+            if (
+                reward != 0.0
+                or after["turn"] != info["turn"]
+                or after["score"] != info["score"]
+                or not truncated
+            ):
+                raise _Broken(
+                    f"after truncation at turn {cap}, step({action!r}) acted (reward {reward}, "
+                    f"turn {after['turn']}); a truncated episode must refuse actions as a "
+                    "terminated one does"
+                )
+
+
 def _check_vector(env_id: str, env_kwargs: dict[str, Any]) -> None:
     vector = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", **env_kwargs)
     try:
@@ -371,6 +400,7 @@ CHECKS: dict[str, Callable[[Maker], None]] = {
     "reset": _check_reset,
     "bad_reset": _check_bad_reset,
     "reward_sum": _check_reward_sum,
+    "truncation": _check_truncation,
 }
 
 

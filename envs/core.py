@@ -17,6 +17,10 @@ hooks (``_start_task``, ``_execute``, ``_admissible_actions`` and optionally
   rewards sum to its final score in [0, 1];
 * a bad action (not a string, empty, too long, control characters) never
   raises: it is an ``invalid_action=True`` step with a clear observation;
+* the env owns its turn cap (``max_turns``): the step that reaches it is
+  ``truncated``, and once an episode has ended (terminated or truncated) every
+  further step is refused (a clear observation, no reward, no state change)
+  until ``reset``;
 * ``info`` always holds the keys of ``INFO_KEYS``.
 """
 
@@ -45,6 +49,7 @@ __all__ = [
     "TextEnv",
     "TextSpace",
     "Transition",
+    "TurnCap",
     "action_problem",
     "is_printable_text",
 ]
@@ -262,6 +267,10 @@ class TextEnv(gym.Env[str, str]):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi"], "render_fps": 4}
     splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    #: Turns an episode may take (``None``: no cap). Subclasses set their registered
+    #: cap, which holds when the class is built directly; ``gym.make`` sets the
+    #: instance's value to the cap it applies (see :class:`TurnCap`).
+    max_turns: int | None = None
     #: Observation after a malformed action; subclasses may use their engine's wording.
     invalid_observation: ClassVar[str] = "Nothing happens."
 
@@ -299,6 +308,7 @@ class TextEnv(gym.Env[str, str]):
         self._turn = 0
         self._won = False
         self._done = True
+        self._ended = (True, False)  # (terminated, truncated) of the episode that ended
         self._last_observation = ""
 
     # -- hooks for subclasses -------------------------------------------------
@@ -361,7 +371,8 @@ class TextEnv(gym.Env[str, str]):
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._done:
             info = self._info(invalid_action=True, action_type="invalid")
-            return "The episode is over; call reset() to start a new one.", 0.0, True, False, info
+            observation = "The episode is over; call reset() to start a new one."
+            return observation, 0.0, *self._ended, info
 
         self._turn += 1
         problem = self._action_problem(action)
@@ -391,7 +402,10 @@ class TextEnv(gym.Env[str, str]):
         reward = score - self._score
         self._score = score
         self._won = bool(transition.won)
-        self._done = bool(transition.terminated)
+        terminated = bool(transition.terminated)
+        truncated = not terminated and self.max_turns is not None and self._turn >= self.max_turns
+        self._done = terminated or truncated
+        self._ended = (terminated, truncated)
         observation = self._fit_observation(transition.observation)
         self._last_observation = observation
         extra.update(transition.extra_info)
@@ -401,7 +415,7 @@ class TextEnv(gym.Env[str, str]):
             **extra,
         )
         self._maybe_render()
-        return observation, reward, self._done, False, info
+        return observation, reward, terminated, truncated, info
 
     def _action_problem(self, action: Any) -> str | None:
         """Why ``action`` is refused before ``_execute`` (None: run it); a subclass may accept more."""
@@ -484,3 +498,27 @@ class TextEnv(gym.Env[str, str]):
     def _maybe_render(self) -> None:
         if self.render_mode == "human":
             self.render()
+
+
+class TurnCap(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Gives the env the turn cap of the ``TimeLimit`` that ``gym.make`` applied.
+
+    Registered as every id's additional wrapper: ``gym.make`` builds it around
+    its ``TimeLimit`` (the registered cap, or a ``max_episode_steps=``
+    override), and it copies that cap into ``env.unwrapped.max_turns``, so the
+    env itself refuses to act after truncation. With ``max_episode_steps=-1``
+    (no ``TimeLimit``) the env has no cap. It changes nothing else.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        cap = None
+        layer: Any = env
+        while isinstance(layer, gym.Wrapper):
+            if isinstance(layer, gym.wrappers.TimeLimit):
+                cap = layer._max_episode_steps
+                break
+            layer = layer.env
+        if isinstance(env.unwrapped, TextEnv):
+            env.unwrapped.max_turns = cap

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import WrapperSpec
 
 __all__ = [
     "EnvEntry",
@@ -78,6 +79,11 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
 )
 
 
+# Around gym.make's TimeLimit: copies the cap it applies into the env, which then
+# refuses to act after truncation (envs.core.TurnCap).
+_TURN_CAP = WrapperSpec(name="TurnCap", entry_point="envs.core:TurnCap", kwargs={})
+
+
 def register_all() -> None:
     """Register every id in ``ENV_ENTRIES`` (idempotent).
 
@@ -95,6 +101,7 @@ def register_all() -> None:
             max_episode_steps=entry.max_episode_steps,
             kwargs=dict(entry.kwargs),
             disable_env_checker=True,
+            additional_wrappers=(_TURN_CAP,),
         )
 
 

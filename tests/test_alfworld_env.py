@@ -14,7 +14,7 @@ import pytest
 import envs  # noqa: F401  (registers ALFWorld-v0)
 from envs.alfworld.data import SPLITS, TASK_TYPES, ShippedGames
 from envs.alfworld.engine import cache_stats
-from envs.alfworld.env import ACTION_TYPES, action_type
+from envs.alfworld.env import ACTION_TYPES, ALFWorldEnv, action_type
 from envs.alfworld.generate import generate_dataset
 from envs.alfworld.paths import ALFWORLD_DATA_ENV, SHIPPED_DATA_DIR
 
@@ -87,6 +87,29 @@ def test_the_walkthrough_wins_with_reward_one(shipped: ShippedGames) -> None:
         assert info["won"] and info["score"] == 1.0 and total == 1.0
         assert info["turn"] == len(walkthrough)
         assert info["action_type"] == action_type(walkthrough[-1])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["gym.make", "direct"])
+def test_the_walkthrough_after_the_turn_cap_wins_nothing(shipped: ShippedGames, made) -> None:
+    # 50 x look, then the walkthrough: upstream stays done; so must the env itself,
+    # for a harness that ignores `truncated`.
+    task_id = next(
+        t
+        for t in shipped.task_ids("valid_seen")
+        if shipped.load(t).task_type == "pick_and_place_simple"
+    )
+    walkthrough = shipped.load(task_id).game["walkthrough"]
+    env = gym.make("ALFWorld-v0", split="valid_seen") if made else ALFWorldEnv(split="valid_seen")
+    try:
+        env.reset(options={"task_id": task_id})
+        flags = [env.step("look")[2:4] for _ in range(50)]
+        assert flags[-1] == (False, True) and not any(any(f) for f in flags[:-1])
+        for action in walkthrough:
+            obs, reward, terminated, truncated, info = env.step(action)
+            assert reward == 0.0 and not info["won"] and info["turn"] == 50
+            assert obs.startswith("The episode is over")
     finally:
         env.close()
 

@@ -8,6 +8,7 @@ import pickle
 
 import gymnasium as gym
 import pytest
+from gymnasium.envs.registration import load_env_creator
 
 from envs.contract import (
     CHECKS,
@@ -149,3 +150,76 @@ def test_the_checker_names_each_broken_rule_in_a_sentence() -> None:
 
 def test_a_contract_keeping_env_passes_and_says_what_ran() -> None:
     assert check_env_contract("WebShop-v0") == [*CHECKS, "vector"]
+
+
+# -- the turn cap belongs to the env ------------------------------------------------
+
+OVER = "The episode is over; call reset() to start a new one."
+
+
+def _play_to_truncation(env, cap: int, *, reset: bool = True) -> dict:
+    if reset:
+        env.reset(seed=0)
+    info = {}
+    for turn in range(1, cap + 1):
+        obs, reward, terminated, truncated, info = env.step("xyzzy plugh")
+        assert not terminated, f"an invalid action ended the episode at turn {turn}"
+        assert truncated == (turn == cap), turn
+    return info
+
+
+def _assert_refuses(env, info_before: dict, actions: list[str]) -> None:
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert obs == OVER and reward == 0.0 and truncated and not terminated, action
+        assert info["invalid_action"] and info["turn"] == info_before["turn"], action
+        assert info["score"] == info_before["score"] and info["won"] == info_before["won"]
+
+
+@pytest.mark.parametrize("env_id", entry_params())
+def test_no_env_acts_after_truncation(env_id: str) -> None:
+    entry = next(e for e in ENV_ENTRIES if e.id == env_id)
+    env_class = load_env_creator(entry.entry_point)
+    # Built directly, the env has the registered cap (its class's own).
+    assert env_class.max_turns == entry.max_episode_steps
+    direct = env_class()
+    made = gym.make(env_id)
+    override = gym.make(env_id, max_episode_steps=3, expert=True)
+    try:
+        assert made.unwrapped.max_turns == entry.max_episode_steps
+        info = _play_to_truncation(direct, entry.max_episode_steps)
+        _assert_refuses(direct, info, ["look around", "look", "inventory"])
+        obs, info = direct.reset(seed=0)  # a reset starts afresh
+        assert info["turn"] == 0 and direct.step("look")[0] != OVER
+        # Made with a max_episode_steps override, the env takes the override and
+        # refuses even the expert's next action once it is reached.
+        assert override.unwrapped.max_turns == 3
+        obs, info = override.reset(seed=0)
+        expert = [info["expert_action"] or "look", "look"]
+        info = _play_to_truncation(override, 3, reset=False)
+        _assert_refuses(override.unwrapped, info, expert)
+        _assert_refuses(override, info, expert)
+    finally:
+        for env in (direct, made, override):
+            env.close()
+
+
+def test_without_a_time_limit_the_env_has_no_cap() -> None:
+    env = gym.make("WebShop-v0", max_episode_steps=-1)
+    assert env.unwrapped.max_turns is None
+    env.reset(seed=0)
+    for _ in range(20):
+        assert env.step("xyzzy")[3] is False
+
+
+def test_sync_vector_env_resets_a_truncated_episode() -> None:
+    vec = gym.make_vec("WebShop-v0", num_envs=2, vectorization_mode="sync", max_episode_steps=2)
+    try:
+        vec.reset(seed=0)
+        vec.step(("xyzzy", "xyzzy"))
+        observations, rewards, terminated, truncated, infos = vec.step(("xyzzy", "xyzzy"))
+        assert list(truncated) == [True, True] and not any(terminated)
+        observations, rewards, terminated, truncated, infos = vec.step(("xyzzy", "xyzzy"))
+        assert list(infos["turn"]) == [0, 0] and OVER not in observations  # autoreset
+    finally:
+        vec.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from envs.webshop.reward import (
+    COLOR_WORDS,
     attribute_reward,
     fuzzy_token_set_ratio,
     normalize_color,
@@ -78,6 +79,32 @@ def test_normalize_color_takes_the_alphabetically_first_colour_contained() -> No
     assert normalize_color("standard") == "tan"  # substring rule, as upstream
 
 
+@pytest.mark.parametrize(
+    ("value", "normalised"),
+    [
+        # Values where the project's former list and upstream's disagreed (issue 25).
+        ("light pink", "light"),
+        ("pink", "pink"),
+        ("hazelnut", "hazelnut"),
+        ("dark grey", "dark"),
+        ("crystal clear", "crystal"),
+        ("washed blue", "ash"),
+        ("vanilla bean", "vanilla bean"),
+        ("heather gray", "gray"),
+        ("royal blue", "blue"),
+        ("natural", "natural"),
+    ],
+)
+def test_normalize_color_is_upstreams(value: str, normalised: str) -> None:
+    assert normalize_color(value) == normalised
+
+
+def test_colour_list_is_upstreams_in_its_order() -> None:
+    assert len(COLOR_WORDS) == 102 and list(COLOR_WORDS) == sorted(COLOR_WORDS)
+    assert {"alabaster", "stonewash", "skull", "light", "dark"} <= set(COLOR_WORDS)
+    assert not {"clear", "hazel", "vanilla", "amber"} & set(COLOR_WORDS)
+
+
 # -- attributes ----------------------------------------------------------------------
 
 
@@ -109,7 +136,10 @@ def test_attribute_fuzzy_threshold_is_strict() -> None:
 def test_options_match_after_colour_normalisation_and_fuzzily() -> None:
     assert option_reward(["navy blue", "x-large"], ["blue", "x-large"]) == 2
     assert option_reward(["pack of 12", "xl"], ["pack of 12", "xl", "grey"]) == 2
-    assert option_reward(["dark roast 12 ounce"], ["12 ounce"]) == 1  # token subset
+    assert option_reward(["medium roast 12 ounce"], ["12 ounce"]) == 1  # token subset
+    # Upstream's list has "dark" and "light": such values normalise to them.
+    assert option_reward(["dark roast 12 ounce"], ["12 ounce"]) == 0
+    assert option_reward(["pink"], ["light pink"]) == 0
     assert option_reward(["small"], ["x-large"]) == 0
     assert option_reward([], ["blue"]) == 0
     assert option_reward(["blue"], []) == 0

@@ -99,6 +99,7 @@ class ALFWorldEnv(TextEnv):
 
     splits = SPLITS
     invalid_observation = "Nothing happens."
+    max_turns = 50  # ALFWorld's usual evaluation cap (the registered cap)
 
     def __init__(
         self,

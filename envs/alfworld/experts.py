@@ -51,6 +51,7 @@ __all__ = [
     "make_expert",
     "play_expert",
     "task_params",
+    "upstream_handcoded_agent",
 ]
 
 #: Accepted values of the env's ``expert=`` argument besides ``True``/``False``.
@@ -71,6 +72,21 @@ def task_params(traj_data: Mapping[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError):
         raise ValueError("traj_data lacks 'pddl_params' or 'task_type'") from None
     return {k: v.lower() if v in alfred_constants.OBJECTS else v for k, v in params.items()}
+
+
+def upstream_handcoded_agent(traj_data: Mapping[str, Any], first_feedback: str) -> Any:
+    """Upstream's hand-coded TextWorld agent, unpatched, ready for a game (for comparisons).
+
+    Set up as ``HandCodedTWAgent.reset`` does, from ``traj_data`` rather than a
+    game folder, after observing ``first_feedback`` (the game's first text).
+    """
+    from alfworld.agents.expert.handcoded_expert_tw import HandCodedTWAgent
+
+    agent = HandCodedTWAgent(max_steps=200)
+    agent.task_params = task_params(traj_data)
+    agent.policy = agent.get_task_policy(agent.task_params)(agent.task_params, max_steps=200)
+    agent.observe(first_feedback)
+    return agent
 
 
 def _as_put(command: str) -> str:

@@ -79,6 +79,8 @@ class ScienceWorldEnv(TextEnv):
       killed and the episode ends with ``info["error"]``.
     """
 
+    max_turns = 100  # ScienceWorld's own step limit (the registered cap)
+
     splits = SPLITS
     invalid_observation = "No known action matches that input."
 

@@ -112,6 +112,7 @@ class ToolEnv(TextEnv):
     #: Whether the env offers the ``answer`` tool (added to every task's tools).
     offers_answer_tool: ClassVar[bool] = True
     invalid_observation: ClassVar[str] = "No tool call and no final answer found."
+    max_turns = 8  # 5 tool turns, the answer, and 2 spare turns (the registered cap)
 
     def __init__(
         self,

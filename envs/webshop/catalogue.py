@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.webshop.reward import title_nouns
-from envs.webshop.search import SEARCH_RETURN_N, ProductSearch
+from envs.webshop.search import SEARCH_RETURN_N, CachedSearch, make_search
 
 __all__ = [
     "DEFAULT_CATALOGUE_PATH",
@@ -339,7 +339,7 @@ class Catalogue:
         for split, (start, stop) in split_bounds.items():
             self.split_ids[split] = [g.goal_id for g in self.goals[start:stop]]
         self.source = source
-        self._index: ProductSearch | None = None
+        self._indexes: dict[str, CachedSearch] = {}
         self._index_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -351,17 +351,30 @@ class Catalogue:
         return self._by_asin.get(asin.lower())
 
     @property
-    def index(self) -> ProductSearch:
-        """The BM25 index, built on first use (once per catalogue)."""
-        if self._index is None:
-            with self._index_lock:
-                if self._index is None:
-                    self._index = ProductSearch([p.search_document() for p in self.products])
-        return self._index
+    def index(self) -> CachedSearch:
+        """The default (pure-Python) search index, built on first use."""
+        return self.searcher("python")
 
-    def search(self, query: str, top_k: int = SEARCH_RETURN_N) -> tuple[Product, ...]:
+    def searcher(self, backend: str = "python") -> CachedSearch:
+        """The search index of ``backend`` (see ``SEARCH_BACKENDS``), built once per catalogue."""
+        index = self._indexes.get(backend)
+        if index is None:
+            with self._index_lock:
+                index = self._indexes.get(backend)
+                if index is None:
+                    index = make_search(
+                        backend,
+                        [p.search_document() for p in self.products],
+                        [p.asin for p in self.products],
+                    )
+                    self._indexes[backend] = index
+        return index
+
+    def search(
+        self, query: str, top_k: int = SEARCH_RETURN_N, *, backend: str = "python"
+    ) -> tuple[Product, ...]:
         """Products matching ``query``, best first, at most ``top_k``."""
-        return tuple(self.products[i] for i in self.index.search(query, top_k))
+        return tuple(self.products[i] for i in self.searcher(backend).search(query, top_k))
 
 
 # -- the shipped catalogue ----------------------------------------------------

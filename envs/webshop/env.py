@@ -22,12 +22,14 @@ template ``search[<keywords>]`` instead; both list every ``click[...]``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from envs.core import TextEnv, Transition
 from envs.webshop.catalogue import Catalogue, Goal, Product, get_catalogue, goal_search_text
+from envs.webshop.nouns import nouns_function
 from envs.webshop.pages import (
     BACK_TO_SEARCH,
     BUY_NOW,
@@ -44,6 +46,7 @@ from envs.webshop.pages import (
     sub_page,
 )
 from envs.webshop.reward import fuzzy_token_set_ratio, normalize_color, purchase_reward
+from envs.webshop.search import SEARCH_BACKENDS
 
 __all__ = ["WebShopEnv", "parse_action"]
 
@@ -101,13 +104,21 @@ class WebShopEnv(TextEnv):
       ``num_products`` keeps the first N products;
     * ``catalogue_path``: a catalogue file in the project's format (default:
       the shipped one);
-    * ``show_attrs``: show the ``Attributes`` button (upstream's option; off).
+    * ``show_attrs``: show the ``Attributes`` button (upstream's option; off);
+    * ``search_backend``: ``"python"`` (default), this package's reproduction of
+      upstream's Lucene ranking, or ``"lucene"``, a real Lucene index built and
+      queried with pyserini (the ``lucene`` extra and Java; see docs/webshop.md);
+    * ``nouns``: how the reward finds title nouns: ``"lexicon"`` (default: the
+      products' listed nouns, else a lexicon rule) or ``"spacy"`` (spaCy's
+      tagger on every title, as upstream; needs ``en_core_web_sm``, or name
+      another pipeline with ``"spacy:<name or path>"``).
 
     Every env of a process that names the same source shares one catalogue
     and one search index.
     """
 
     splits: ClassVar[tuple[str, ...]] = ("train", "dev", "test")
+    max_turns = 15  # Guided-OPD's WebShop cap (the registered cap)
 
     def __init__(
         self,
@@ -123,6 +134,8 @@ class WebShopEnv(TextEnv):
         human_goals_file: str | Path | None = None,
         num_products: int | None = None,
         show_attrs: bool = False,
+        search_backend: str = "python",
+        nouns: str = "lexicon",
     ) -> None:
         super().__init__(
             split=split,
@@ -146,6 +159,16 @@ class WebShopEnv(TextEnv):
                 "0-499, dev = 500-1499, train = 1500+)."
             )
         self.show_attrs = bool(show_attrs)
+        if search_backend not in SEARCH_BACKENDS:
+            raise ValueError(
+                f"WebShopEnv: unknown search_backend {search_backend!r}; "
+                f"choose one of {list(SEARCH_BACKENDS)}."
+            )
+        self.search_backend = search_backend
+        self.nouns = nouns
+        self._nouns_of = nouns_function(nouns)  # loads spaCy's model now for "spacy"
+        if search_backend != "python":
+            self.catalogue.searcher(search_backend)  # build (or fail) now, not on the first search
         self._goal: Goal | None = None
         self._browser = _Browser()
         self._plan: _Plan | None = None
@@ -225,7 +248,7 @@ class WebShopEnv(TextEnv):
     def _search(self, keywords: str, page_number: int) -> None:
         # Upstream re-runs the search on every results page; the index caches queries.
         browser = self._browser
-        browser.results = self.catalogue.search(keywords)
+        browser.results = self.catalogue.search(keywords, backend=self.search_backend)
         browser.page = "results"
         browser.keywords = keywords
         browser.page_number = page_number
@@ -260,7 +283,11 @@ class WebShopEnv(TextEnv):
         product = browser.product
         assert product is not None
         reward, components = purchase_reward(
-            product, self._current_goal(), product.price, list(browser.options.values())
+            product,
+            self._current_goal(),
+            product.price,
+            list(browser.options.values()),
+            nouns_of=self._nouns_of,
         )
         browser.page = "done"
         browser.reward = reward
@@ -293,7 +320,12 @@ class WebShopEnv(TextEnv):
 
     def _expert_plan(self) -> _Plan:
         if self._plan is None:
-            self._plan = plan_for_goal(self.catalogue, self._current_goal())
+            self._plan = plan_for_goal(
+                self.catalogue,
+                self._current_goal(),
+                backend=self.search_backend,
+                nouns_of=self._nouns_of,
+            )
         return self._plan
 
     def _expert_next(self) -> str | None:
@@ -350,7 +382,13 @@ def _best_options(product: Product, goal: Goal) -> dict[str, str]:
     return chosen
 
 
-def plan_for_goal(catalogue: Catalogue, goal: Goal) -> _Plan:
+def plan_for_goal(
+    catalogue: Catalogue,
+    goal: Goal,
+    *,
+    backend: str = "python",
+    nouns_of: Callable[[str], Sequence[str]] | None = None,
+) -> _Plan:
     """The expert's plan: which query finds the target, and which options to pick.
 
     The goal's own words are tried first, then the target's title; a target
@@ -361,16 +399,18 @@ def plan_for_goal(catalogue: Catalogue, goal: Goal) -> _Plan:
     target = catalogue.product(goal.asin)
     if target is not None:
         queries = [words, target.title.lower()]
-        found = {q: catalogue.search(q) for q in queries}
+        found = {q: catalogue.search(q, backend=backend) for q in queries}
         for limit in (PRODUCTS_PER_PAGE, None):
             for query in queries:
                 results = found[query][:limit] if limit else found[query]
                 if any(p is target for p in results):
                     return _Plan(query, target, _best_options(target, goal))
     best: tuple[float, Product, dict[str, str]] | None = None
-    for product in catalogue.search(words):
+    for product in catalogue.search(words, backend=backend):
         options = _best_options(product, goal)
-        reward, _ = purchase_reward(product, goal, product.price, list(options.values()))
+        reward, _ = purchase_reward(
+            product, goal, product.price, list(options.values()), nouns_of=nouns_of
+        )
         if best is None or reward > best[0]:
             best = (reward, product, options)
     if best is None:

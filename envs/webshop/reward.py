@@ -18,15 +18,17 @@ Fuzzy scores reproduce ``thefuzz.fuzz.token_set_ratio`` (default processing
 with ``force_ascii``, rounded to an integer) on top of ``rapidfuzz``.
 
 Deviation from upstream (documented in docs/webshop.md): upstream tags title
-nouns with a spaCy model; here the nouns come from the catalogue (``nouns`` per
-product) or, for products without them, from :func:`title_nouns`, a fixed
-lexicon rule. The colour list of :func:`normalize_color` is the project's own.
+nouns with a spaCy model; by default the nouns here come from the catalogue
+(``nouns`` per product) or, for products without them, from :func:`title_nouns`,
+a fixed lexicon rule; a ``nouns_of`` function (spaCy's tagger, see
+:mod:`envs.webshop.nouns`) replaces both. :func:`normalize_color` uses
+upstream's colour list in upstream's order.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,21 +52,22 @@ __all__ = [
 #: A fuzzy score must exceed this (on 0..100) for an attribute or option to match.
 FUZZY_THRESHOLD = 85
 
-#: Colour and pattern words, alphabetical: normalisation keeps the first one
-#: (in this order) that occurs as a substring of an option value.
+#: Upstream's colour words (``normalize.py``'s ``COLOR_SET``), in its order, which is
+#: alphabetical: normalisation keeps the first one that occurs as a substring of a
+#: value, so ``"light pink"`` becomes ``"light"`` and ``"washed blue"`` ``"ash"``, as
+#: upstream's do.
 COLOR_WORDS: tuple[str, ...] = tuple(
     sorted(
         """
-        amber apricot aqua azure beige berry black blonde blue blush bronze brown
-        burgundy camel camo caramel charcoal cherry chocolate cinnamon clear cobalt
-        coffee copper coral cream crimson denim ebony emerald espresso floral fuchsia
-        gold graphite gray green grey hazel honey indigo ivory jade khaki lavender
-        lemon leopard lilac lime magenta mahogany maroon mauve melon midnight mint
-        mocha multicolor mustard navy neon nude ochre olive onyx orange orchid peach
-        pearl periwinkle pewter pink plaid platinum plum purple rainbow raspberry red
-        rose ruby rust saffron salmon sand sapphire scarlet sepia silver sky slate
-        smoke snow steel stone striped tan taupe teal terracotta turquoise vanilla
-        violet walnut wheat white wine yellow
+        alabaster apricot aqua ash asphalt azure banana beige black blue blush bordeaux
+        bronze brown burgundy camel camo caramel champagne charcoal cheetah chestnut
+        chocolate christmas coffee cognac copper coral cranberry cream crystal dark denim
+        eggplant elephant espresso fuchsia gold granite grape graphite grass gray green
+        grey heather indigo ivory ivy khaki lavender lemon leopard light lilac lime
+        magenta maroon mauve merlot midnight mint mocha multicolor mushroom mustard
+        natural navy nude olive orange peach pewter pink plum purple rainbow red rose
+        royal rust sand sapphire seashell silver skull slate steel stone stonewash
+        sunflower tan taupe teal tiger turquoise violet walnut wheat white wine yellow
         """.split()
     )
 )
@@ -100,7 +103,7 @@ def fuzzy_token_set_ratio(a: str, b: str) -> int:
 
 
 def normalize_color(value: str) -> str:
-    """The first colour word (alphabetically) contained in ``value``, else ``value`` unchanged."""
+    """The first of :data:`COLOR_WORDS` contained in ``value``, else ``value`` unchanged (as upstream)."""
     for color in COLOR_WORDS:
         if color in value:
             return color
@@ -143,6 +146,7 @@ class RewardGoal(Protocol):
     query: str
     product_category: str
     nouns: Sequence[str]
+    name: str  # the target's title (read only with a ``nouns_of`` function)
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,11 @@ def _categories(path: str) -> set[str]:
     return {part.strip() for part in path.split("›")}
 
 
-def type_reward(product: RewardProduct, goal: RewardGoal) -> TypeReward:
+def type_reward(
+    product: RewardProduct,
+    goal: RewardGoal,
+    nouns_of: Callable[[str], Sequence[str]] | None = None,
+) -> TypeReward:
     """``r_type``: 1.0 if the product is the goal's kind, 0.5 / 0.1 / 0.0 as it drifts away.
 
     ``title_score`` is the number of distinct nouns the two titles share over
@@ -168,13 +176,21 @@ def type_reward(product: RewardProduct, goal: RewardGoal) -> TypeReward:
     0.5 when neither the query matches, nor >= 2 categories are shared, nor
     ``title_score > 0.2``; it is 0.1 when ``title_score < 0.1`` and 0.0 when
     ``title_score == 0``.
+
+    The nouns are the product's and goal's own (``nouns``), or, with
+    ``nouns_of``, that function of the product's title and the goal's ``name``
+    (upstream tags both with spaCy: see :mod:`envs.webshop.nouns`).
     """
+    if nouns_of is None:
+        product_nouns, goal_nouns = product.nouns, goal.nouns
+    else:
+        product_nouns, goal_nouns = nouns_of(product.title), nouns_of(goal.name)
     query_match = product.query == goal.query
     category_match = (
         len(_categories(product.product_category) & _categories(goal.product_category)) >= 2
     )
-    if goal.nouns:
-        title_score = len(set(product.nouns) & set(goal.nouns)) / len(goal.nouns)
+    if goal_nouns:
+        title_score = len(set(product_nouns) & set(goal_nouns)) / len(goal_nouns)
     else:
         title_score = 0.2
     r_type = 1.0
@@ -220,18 +236,19 @@ def purchase_reward(
     goal: RewardGoal,
     price: float,
     chosen_options: Iterable[str],
+    nouns_of: Callable[[str], Sequence[str]] | None = None,
 ) -> tuple[float, dict[str, Any]]:
     """The reward of buying ``product`` at ``price`` with ``chosen_options``, and its components.
 
     The components use upstream's verbose-info keys (``r_type``, ``r_att``,
     ``w_att``, ``query_match``, ``category_match``, ``title_score``,
     ``r_option``/``w_option`` when the goal has options, ``r_price``/``w_price``)
-    plus the raw counts.
+    plus the raw counts. ``nouns_of`` is as for :func:`type_reward`.
     """
     n_attributes = len(goal.attributes)
     n_options = len(goal.goal_options)
     denominator = n_attributes + n_options + 1
-    kind = type_reward(product, goal)
+    kind = type_reward(product, goal, nouns_of)
     # Upstream leaves the price term out (None) for a non-positive ceiling.
     price_ok = price <= goal.price_upper if goal.price_upper > 0 else None
     attr_matches = attribute_reward(product, goal.attributes)
