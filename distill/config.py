@@ -1,4 +1,8 @@
-"""Run configurations: one dataclass per method, every field documented here once.
+"""Run configurations: the fields every method shares, checked when a config is built.
+
+Each method's own config class (``GuidedOPDConfig`` ...) lives in the method's
+file, ``distill/methods/<method>.py``, and extends ``TrainConfig``; every field
+is documented once, in its dataclass.
 
 Defaults follow the papers (docs/algorithms.md) where they name a value;
 those marked *(our default)* are choices the papers leave open. A config
@@ -29,14 +33,7 @@ import yaml
 from distill.env_defaults import env_defaults, merged
 
 __all__ = [
-    "CONFIGS",
     "ConfigError",
-    "GRPOConfig",
-    "GuidedOPDConfig",
-    "MentorConfig",
-    "OPDConfig",
-    "SFTConfig",
-    "TCODConfig",
     "TrainConfig",
     "config_path",
     "describe_fields",
@@ -304,170 +301,20 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
-class SFTConfig(TrainConfig):
-    """SFT on teacher or expert trajectories."""
+def __getattr__(name: str) -> Any:
+    # Each method's config class lives in its method's file (distill/methods/<method>.py);
+    # CONFIGS and the class names stay reachable from here.
+    if name.startswith("__"):  # the import system asks for __path__ and the like
+        raise AttributeError(name)
+    if name == "CONFIGS":
+        from distill.methods import METHODS
 
-    method: str = setting("sft", "the algorithm")
-    demonstrator: str = setting(
-        "expert",
-        "who demonstrates: expert (the env's oracle) or teacher",
-        choices=("expert", "teacher"),
-    )
-    successful_only: bool = setting(True, "train on successful demonstrations only")
-    demo_episodes: int = setting(256, "demonstrations collected once before training", minimum=1)
-    # (our default) what one of the rollouts_per_step demonstrations is: a "turn", or a whole
-    # "trajectory" packed in one sequence (every completion trained, observations read only:
-    # about turns-per-episode times fewer tokens run per trained token)
-    demo_unit: str = setting(
-        "turn",
-        "a step's unit: turn (one example per turn) or trajectory (an episode packed in one)",
-        choices=("turn", "trajectory"),
-    )
-    learning_rate: float = setting(
-        1e-4, "AdamW learning rate (our default: SFT from scratch needs more than 1e-6)", above=0
-    )
+        return {method: module.Config for method, module in METHODS.items()}
+    from distill.methods import CONFIG_CLASSES
 
-    def check(self) -> None:
-        super().check()
-        if self.demonstrator == "teacher" and not self.teacher:
-            raise ConfigError("teacher: sft with demonstrator: teacher needs a teacher")
-
-
-@dataclass
-class OPDConfig(TrainConfig):
-    """Vanilla on-policy distillation."""
-
-    method: str = setting("opd", "the algorithm")
-    reverse_kl: str = setting(
-        "sampled",
-        "sampled (PPO-clip surrogate on sampled tokens) or full_vocab (exact; in-process teacher)",
-        choices=("sampled", "full_vocab"),
-    )
-
-    def check(self) -> None:
-        super().check()
-        if not self.teacher:
-            raise ConfigError(
-                f"teacher: {self.method} needs a teacher (a size, a folder, hf:<name>, "
-                "openai:<base-url>#<model>, or recipe)"
-            )
-        if self.reverse_kl == "full_vocab" and self.served_teacher:
-            raise ConfigError(
-                "reverse_kl: full_vocab needs the teacher's whole distribution at every position; "
-                "a served teacher returns sampled-token log-probs only (use sampled)"
-            )
-
-
-@dataclass
-class GuidedOPDConfig(OPDConfig):
-    """Guided-OPD: teacher and student turns mixed within a rollout."""
-
-    method: str = setting("guided_opd", "the algorithm")
-    schedule: str = setting(
-        "cosine",
-        "how the teacher's probability decays: cosine, linear, exponential or constant",
-        choices=("cosine", "linear", "exponential", "constant"),
-    )
-    beta_start: float = setting(1.0, "the teacher's probability at step 0", minimum=0, maximum=1)
-    beta_end: float = setting(0.0, "the teacher's probability at the end", minimum=0, maximum=1)
-    beta_ratio: float = setting(
-        0.8, "fraction of total_steps at which beta reaches beta_end", above=0, maximum=1
-    )
-    student_turn_loss: str = setting(
-        "reverse_kl",
-        "student turns: reverse_kl, forward_kl or none",
-        choices=("reverse_kl", "forward_kl", "none"),
-    )
-    teacher_turn_loss: str = setting(
-        "forward_kl",
-        "teacher turns: forward_kl, reverse_kl or none",
-        choices=("forward_kl", "reverse_kl", "none"),
-    )
-    teacher_weight: float = setting(
-        1.0, "weight of a teacher-turn token (our default: equal weight)", minimum=0
-    )
-
-
-@dataclass
-class TCODConfig(OPDConfig):
-    """TCOD: temporal curricula over the horizon."""
-
-    method: str = setting("tcod", "the algorithm")
-    variant: str = setting(
-        "f2b", "f2b (front to back) or b2f (back to front)", choices=("f2b", "b2f")
-    )
-    pace: int = setting(2, "eta: steps per turn of curriculum", minimum=1)
-    reference: str = setting(
-        "expert", "b2f's reference trajectories: expert or teacher", choices=("expert", "teacher")
-    )
-
-
-@dataclass
-class GRPOConfig(TrainConfig):
-    """GRPO with the sparse reward: the "standard RL" baseline."""
-
-    method: str = setting("grpo", "the algorithm")
-    group_size: int = setting(5, "G, rollouts per task (MENTOR: 5 to 10)", minimum=2)
-    kl_coef: float = setting(0.001, "coefficient of the k3 KL to the initial student", minimum=0)
-    epochs: int = setting(1, "optimiser passes over each step's rollouts", minimum=1)
-    graded: bool = setting(False, "use the env's graded score as `correct` where it has one")
-
-    def check(self) -> None:
-        super().check()
-        if self.rollouts_per_step < self.group_size:
-            raise ConfigError(
-                f"rollouts_per_step: {self.rollouts_per_step} is less than one group "
-                f"(group_size {self.group_size})"
-            )
-
-
-@dataclass
-class MentorConfig(GRPOConfig):
-    """MENTOR: GRPO with the teacher-guided composite reward."""
-
-    method: str = setting("mentor", "the algorithm")
-    match: str = setting(
-        "exact",
-        "tool-set match: exact, overlap, f1 or none",
-        choices=("exact", "overlap", "f1", "none"),
-    )
-    reference: str = setting(
-        "teacher",
-        "whose episodes give the reference tool set: teacher or expert",
-        choices=("teacher", "expert"),
-    )
-    reward_weights: dict[str, float] = setting(
-        factory=dict, help="overrides of the 0.7 / 0.3 / 0.2 / 0.1 reward weights"
-    )
-    reference_attempts: int = setting(
-        1, "reference episodes per task; the first successful one counts", minimum=1
-    )
-    epochs: int = setting(2, "optimiser passes over each step's rollouts (MENTOR: 2)", minimum=1)
-
-    def check(self) -> None:
-        super().check()
-        from distill.rewards import DEFAULT_MENTOR_WEIGHTS
-
-        unknown = sorted(set(self.reward_weights) - set(DEFAULT_MENTOR_WEIGHTS))
-        if unknown:
-            raise ConfigError(
-                f"reward_weights: unknown {unknown}; known: {sorted(DEFAULT_MENTOR_WEIGHTS)}"
-            )
-        if self.reference == "teacher" and not self.teacher:
-            raise ConfigError(
-                "teacher: mentor with reference: teacher needs a teacher (or set reference: expert)"
-            )
-
-
-CONFIGS: dict[str, type[TrainConfig]] = {
-    "sft": SFTConfig,
-    "opd": OPDConfig,
-    "guided_opd": GuidedOPDConfig,
-    "tcod": TCODConfig,
-    "grpo": GRPOConfig,
-    "mentor": MentorConfig,
-}
+    if name in CONFIG_CLASSES:
+        return CONFIG_CLASSES[name]
+    raise AttributeError(f"module 'distill.config' has no attribute {name!r}")
 
 
 def device_problem(device: str) -> str | None:
@@ -626,6 +473,9 @@ def load_config(
             raise ConfigError(f"{source}: a config is a mapping of field names to values")
         data.update(loaded)
     data.update(overrides or {})
+    from distill.methods import METHODS
+
+    CONFIGS = {name: module.Config for name, module in METHODS.items()}
     method = data.get("method")
     if method not in CONFIGS:
         raise ConfigError(
@@ -649,6 +499,9 @@ def load_config(
 def describe_fields(method: str | None = None) -> str:
     """The fields every method shares, then each method's own (or every field of ``method``),
     each with its default and description."""
+    from distill.methods import METHODS
+
+    CONFIGS = {name: module.Config for name, module in METHODS.items()}
     if method is not None and method not in CONFIGS:
         raise ConfigError(f"method: {method!r} is not one of {', '.join(CONFIGS)}")
     base = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}

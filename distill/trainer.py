@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import math
 import os
 import random
@@ -36,6 +35,7 @@ from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoin
 from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
 from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
+from distill.methods import METHODS
 from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
 from distill.models import (
     check_shared_vocabulary,
@@ -289,7 +289,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    method = importlib.import_module(f"distill.methods.{config.method}")
+    method = METHODS[config.method]
 
     student = load_student(config, student_tokenizer(config, run_dir, resume=resume))
     teacher = load_teacher(config, student) if config.teacher else None

@@ -11,16 +11,38 @@ MENTOR replaces.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from distill.batching import Example
+from distill.config import ConfigError, TrainConfig, setting
 from distill.losses import grpo_advantages
 from distill.methods.common import collect, rollout_metrics, turn_examples
 from distill.rewards import sparse_reward
 from distill.rollout import Rollout
 from envs.multiagent.selectors import FixedSelector
+
+
+@dataclass
+class GRPOConfig(TrainConfig):
+    """GRPO with the sparse reward: the "standard RL" baseline."""
+
+    method: str = setting("grpo", "the algorithm")
+    group_size: int = setting(5, "G, rollouts per task (MENTOR: 5 to 10)", minimum=2)
+    kl_coef: float = setting(0.001, "coefficient of the k3 KL to the initial student", minimum=0)
+    epochs: int = setting(1, "optimiser passes over each step's rollouts", minimum=1)
+    graded: bool = setting(False, "use the env's graded score as `correct` where it has one")
+
+    def check(self) -> None:
+        super().check()
+        if self.rollouts_per_step < self.group_size:
+            raise ConfigError(
+                f"rollouts_per_step: {self.rollouts_per_step} is less than one group "
+                f"(group_size {self.group_size})"
+            )
+
 
 NEEDS_TEACHER = False
 NEEDS_REFERENCE_MODEL = True
@@ -64,3 +86,6 @@ def make_examples(
         **rollout_metrics(rollouts),
         "reward": float(sum(rewards) / max(len(rewards), 1)),
     }
+
+
+Config = GRPOConfig

@@ -14,11 +14,14 @@ action types for tools.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from distill.batching import Example
+from distill.config import ConfigError, setting
 from distill.methods import grpo
 from distill.methods.common import reference_rollouts
+from distill.methods.grpo import GRPOConfig
 from distill.rewards import (
     ANSWER_TOOL,
     MentorRewardConfig,
@@ -27,6 +30,45 @@ from distill.rewards import (
     mentor_tool_reward,
 )
 from distill.rollout import Rollout
+
+
+@dataclass
+class MentorConfig(GRPOConfig):
+    """MENTOR: GRPO with the teacher-guided composite reward."""
+
+    method: str = setting("mentor", "the algorithm")
+    match: str = setting(
+        "exact",
+        "tool-set match: exact, overlap, f1 or none",
+        choices=("exact", "overlap", "f1", "none"),
+    )
+    reference: str = setting(
+        "teacher",
+        "whose episodes give the reference tool set: teacher or expert",
+        choices=("teacher", "expert"),
+    )
+    reward_weights: dict[str, float] = setting(
+        factory=dict, help="overrides of the 0.7 / 0.3 / 0.2 / 0.1 reward weights"
+    )
+    reference_attempts: int = setting(
+        1, "reference episodes per task; the first successful one counts", minimum=1
+    )
+    epochs: int = setting(2, "optimiser passes over each step's rollouts (MENTOR: 2)", minimum=1)
+
+    def check(self) -> None:
+        super().check()
+        from distill.rewards import DEFAULT_MENTOR_WEIGHTS
+
+        unknown = sorted(set(self.reward_weights) - set(DEFAULT_MENTOR_WEIGHTS))
+        if unknown:
+            raise ConfigError(
+                f"reward_weights: unknown {unknown}; known: {sorted(DEFAULT_MENTOR_WEIGHTS)}"
+            )
+        if self.reference == "teacher" and not self.teacher:
+            raise ConfigError(
+                "teacher: mentor with reference: teacher needs a teacher (or set reference: expert)"
+            )
+
 
 NEEDS_TEACHER = False  # an expert reference needs none
 NEEDS_REFERENCE_MODEL = True
@@ -116,3 +158,6 @@ def prepare(ctx: Any) -> None:
 
 def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]:
     return grpo.make_examples(ctx, step, rollout_rewards=composite_rewards)
+
+
+Config = MentorConfig

@@ -8,13 +8,46 @@ trajectories packed one per sequence (observations read, not trained).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from distill.batching import Example
+from distill.config import ConfigError, TrainConfig, setting
 from distill.methods.common import collect, rollout_metrics, trajectory_examples, turn_examples
 from envs.multiagent.selectors import FixedSelector
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    """SFT on teacher or expert trajectories."""
+
+    method: str = setting("sft", "the algorithm")
+    demonstrator: str = setting(
+        "expert",
+        "who demonstrates: expert (the env's oracle) or teacher",
+        choices=("expert", "teacher"),
+    )
+    successful_only: bool = setting(True, "train on successful demonstrations only")
+    demo_episodes: int = setting(256, "demonstrations collected once before training", minimum=1)
+    # (our default) what one of the rollouts_per_step demonstrations is: a "turn", or a whole
+    # "trajectory" packed in one sequence (every completion trained, observations read only:
+    # about turns-per-episode times fewer tokens run per trained token)
+    demo_unit: str = setting(
+        "turn",
+        "a step's unit: turn (one example per turn) or trajectory (an episode packed in one)",
+        choices=("turn", "trajectory"),
+    )
+    learning_rate: float = setting(
+        1e-4, "AdamW learning rate (our default: SFT from scratch needs more than 1e-6)", above=0
+    )
+
+    def check(self) -> None:
+        super().check()
+        if self.demonstrator == "teacher" and not self.teacher:
+            raise ConfigError("teacher: sft with demonstrator: teacher needs a teacher")
+
 
 NEEDS_TEACHER = False
 
@@ -77,3 +110,6 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
         "epoch": float(step * per_step / len(demos)),
         **ctx.cache.get("demo_stats", {}),
     }
+
+
+Config = SFTConfig

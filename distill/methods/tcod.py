@@ -10,9 +10,11 @@ rollout. Evaluation always uses the full horizon.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from distill.batching import Example
+from distill.config import setting
 from distill.methods.common import (
     collect,
     reference_rollouts,
@@ -20,7 +22,23 @@ from distill.methods.common import (
     scored,
     turn_examples,
 )
+from distill.methods.opd import OPDConfig
 from envs.multiagent.selectors import FixedSelector, PrefixSelector
+
+
+@dataclass
+class TCODConfig(OPDConfig):
+    """TCOD: temporal curricula over the horizon."""
+
+    method: str = setting("tcod", "the algorithm")
+    variant: str = setting(
+        "f2b", "f2b (front to back) or b2f (back to front)", choices=("f2b", "b2f")
+    )
+    pace: int = setting(2, "eta: steps per turn of curriculum", minimum=1)
+    reference: str = setting(
+        "expert", "b2f's reference trajectories: expert or teacher", choices=("expert", "teacher")
+    )
+
 
 NEEDS_TEACHER = True
 NEEDS_SHARED_VOCAB = True
@@ -60,3 +78,6 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
     scoring = scored(ctx, rollouts)
     examples = turn_examples(rollouts, {"student": ("reverse_kl", 1.0)})
     return examples, {**rollout_metrics(rollouts), **metrics, "time_scoring_s": scoring}
+
+
+Config = TCODConfig
