@@ -4,7 +4,7 @@
 1. A few OPD steps on a real env with tiny models: seconds per step in
    rollout collection, teacher scoring and optimisation (from the run's metrics).
 2. The optimisation step alone, on the same examples, in interleaved rounds:
-   ``combined_loss`` (OPD's clipped surrogate on completion tokens, masking,
+   the trainer's loss step (OPD's clipped surrogate on completion tokens, masking,
    completion-only logits) + backward, next to a plain Hugging Face
    forward-backward (``model(input_ids, labels=...)``, cross-entropy on the
    completion tokens) of the same model on the same tokens. Target: our
@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,7 +45,31 @@ import torch  # noqa: E402
 
 from distill.batching import Example  # noqa: E402
 from distill.config import load_config  # noqa: E402
-from distill.trainer import combined_loss, train  # noqa: E402
+from distill.methods import METHODS  # noqa: E402
+from distill.trainer import accumulate, train  # noqa: E402
+
+
+def step_loss(
+    model: torch.nn.Module,
+    examples: list[Example],
+    config,
+    *,
+    pad_id: int = 0,
+    teacher_model: torch.nn.Module | None = None,
+) -> None:
+    """One optimiser step's forward and backward on ``examples`` (one micro-batch), as the
+    trainer runs it: the method's per-token loss, token-mean."""
+    ctx = SimpleNamespace(config=config, pad_id=pad_id, teacher_model=teacher_model)
+    accumulate(
+        METHODS[config.method],
+        model,
+        examples,
+        ctx,
+        micro_batch_size=len(examples),
+        aggregation=config.aggregation,
+        tokens=sum(e.trained_tokens for e in examples),
+        sequences=len(examples),
+    )
 
 
 def step_split(env_id: str, steps: int) -> dict[str, float]:
@@ -77,7 +102,7 @@ def random_examples(vocab: int, count: int = 16) -> list[Example]:
         logp_old = (-torch.rand(48, generator=generator) * 5).tolist()
         logp_teacher = (-torch.rand(48, generator=generator) * 5).tolist()
         examples.append(
-            Example(prompt, completion, "reverse_kl", logp_old=logp_old, logp_teacher=logp_teacher)
+            Example(prompt, completion, "student", logp_old=logp_old, logp_teacher=logp_teacher)
         )
     return examples
 
@@ -144,11 +169,13 @@ def gkd_ratio(rounds: int) -> tuple[float, float, int] | None:
             processing_class=tokenizer,
         )
         trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train's loop otherwise
-        config = load_config(None, {"method": "opd", "reverse_kl": "full_vocab"})
+        config = load_config(
+            None,
+            {"method": "opd", "teacher": "tiny", "reverse_kl": "full_vocab", "eval_episodes": 0},
+        )
 
         def ours() -> None:
-            loss, _ = combined_loss(student, examples, config, pad_id=0, teacher_model=teacher)
-            loss.backward()
+            step_loss(student, examples, config, teacher_model=teacher)
 
         def trl_gkd() -> None:
             trainer.training_step(student, {k: v.clone() for k, v in inputs.items()})
@@ -164,15 +191,14 @@ def optimisation_ratio(rounds: int) -> tuple[float, float, int]:
     tokenizer = train_tokenizer()
     model = build_model("tiny", tokenizer, seed=0).train()
     examples = random_examples(len(tokenizer))
-    config = load_config(None, {"method": "opd"})
+    config = load_config(None, {"method": "opd", "teacher": "tiny", "eval_episodes": 0})
     input_ids = torch.tensor([e.prompt_ids + e.completion_ids for e in examples])
     labels = input_ids.clone()
     labels[:, :300] = -100  # the same completion tokens are the targets
     tokens = sum(len(e.prompt_ids) + len(e.completion_ids) for e in examples)
 
     def ours() -> None:
-        loss, _ = combined_loss(model, examples, config, pad_id=0)
-        loss.backward()
+        step_loss(model, examples, config)
 
     def plain() -> None:
         model(input_ids=input_ids, labels=labels).loss.backward()
@@ -211,15 +237,13 @@ def packing_ratio(
         )
     finally:
         collector.close()
-    routing = {"expert": ("forward_kl", 1.0)}
-    turns, packed = turn_examples(rollouts, routing), trajectory_examples(rollouts, routing)
-    config = load_config(None, {"method": "sft"})
+    turns, packed = turn_examples(rollouts, ["expert"]), trajectory_examples(rollouts, ["expert"])
+    config = load_config(None, {"method": "sft", "eval_episodes": 0})
 
     def step(examples: list[Example], full_logits: bool = False):
         def run() -> None:
             with mock.patch.object(batching, "_plain_head", lambda _model: not full_logits):
-                loss, _ = combined_loss(model, examples, config, pad_id=student.pad_token_id)
-            loss.backward()
+                step_loss(model, examples, config, pad_id=student.pad_token_id)
 
         return run
 
@@ -261,7 +285,7 @@ def main() -> None:
     )
     print(f"{'contender':<44} {'tokens/s':>9} {'x plain':>8}")
     print(f"{'plain HF forward-backward (labels=...)':<44} {plain:>9.0f} {1.0:>8.2f}")
-    print(f"{'combined_loss (OPD surrogate) + backward':<44} {ours:>9.0f} {ours / plain:>8.2f}")
+    print(f"{'OPD loss step (surrogate) + backward':<44} {ours:>9.0f} {ours / plain:>8.2f}")
     gkd = gkd_ratio(args.rounds)
     if gkd is None:
         print("\nTRL is not installed: no GKD comparison (pip install trl)")

@@ -14,7 +14,7 @@ and scores each episode three ways:
   model turns); ``--official`` is the folder holding those files, which this
   project does not ship (``git clone`` MENTOR-RL; its interpreter needs
   ``pip install math-verify mathruler pylatexenc``);
-* :func:`distill.rewards.mentor_tool_reward` on the project's rollout;
+* :func:`distill.methods.mentor.tool_reward` on the project's rollout;
 * the project's earlier reward (action-type labels, the env's verdict, the last
   turn's end-of-sequence): the baseline.
 
@@ -45,11 +45,12 @@ import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402,F401
 from agents.prompts import EpisodeState  # noqa: E402
+from distill.methods.mentor import tool_reward as mentor_tool_reward  # noqa: E402
 from distill.rewards import (  # noqa: E402
+    DEFAULT_MENTOR_WEIGHTS,
     MentorRewardConfig,
     ReferenceEpisode,
-    mentor_reward,
-    mentor_tool_reward,
+    tool_set_match,
 )
 from distill.rollout import Rollout, Turn  # noqa: E402
 from envs.tooluse.calls import format_tool_call, format_tool_calls  # noqa: E402
@@ -229,14 +230,18 @@ def baseline(rollout: Rollout, reference: Rollout | None, variant: str) -> float
     teacher = (
         [t for t in reference.action_types_of("student") if t != "invalid"] if reference else []
     )
-    return mentor_reward(
-        finished=last.finished,
-        answered=any(t.action_type == "answer" for t in rollout.turns),
-        correct=rollout.won,
-        student_tools=rollout.action_types_of("student"),
-        teacher_tools=teacher,
-        valid_tools=set(rollout.tools) | {"answer"},
-        variant=variant,
+    if not last.finished:
+        return 0.0
+    if not any(t.action_type == "answer" for t in rollout.turns):
+        return DEFAULT_MENTOR_WEIGHTS["unanswered"]
+    student = rollout.action_types_of("student")
+    valid = set(rollout.tools) | {"answer"}
+    w, outcome = DEFAULT_MENTOR_WEIGHTS, float(rollout.won)
+    scale = 1.0 if outcome >= 1.0 else w["wrong_match_scale"]
+    return (
+        w["correct"] * outcome
+        + w["match"] * tool_set_match(student, teacher, variant) * scale
+        + w["no_hallucination"] * float(all(tool in valid for tool in student))
     )
 
 

@@ -1,12 +1,14 @@
 """From recorded turns to padded tensors, and the student's log-probs of completion tokens.
 
-Every loss works on ``Example`` objects: one turn's prompt and completion ids,
-which loss it gets, and the per-token quantities that loss needs. ``collate``
+Every method's loss works on ``Example`` objects: one turn's prompt and
+completion ids, who wrote the completion (``actor``: the student, the
+teacher, the expert ...), and the per-token quantities a loss may need (the
+sampler's and the teacher's log-probs, the rollout's advantage). ``collate``
 right-pads completions into ``[batch, tokens]`` tensors with a mask that is 1
-exactly on completion tokens (prompts, observations and tool responses are
-never trained on). ``completion_logprobs`` runs the student over
-prompt + completion and returns the log-probs of the completion tokens,
-aligned with those tensors (with gradient).
+exactly on the completion tokens trained (prompts, observations and tool
+responses never are); ``Batch.actor_mask`` restricts it to one actor's turns.
+``completion_logprobs`` runs a model over prompt + completion and returns the
+log-probs of the completion tokens, aligned with those tensors (with gradient).
 """
 
 from __future__ import annotations
@@ -18,21 +20,16 @@ import torch
 
 __all__ = ["Batch", "Example", "collate", "completion_logprobs"]
 
-#: Loss kinds a turn can get: on-policy reverse KL (OPD's surrogate), forward KL
-#: (NLL of the turn's tokens), GRPO's policy gradient, or nothing.
-LOSS_KINDS = ("reverse_kl", "forward_kl", "policy_gradient", "none")
-
 
 @dataclass
 class Example:
-    """One trained turn."""
+    """One trained turn (or, packed, several turns of one actor in one sequence)."""
 
     prompt_ids: list[int]
     completion_ids: list[int]
-    loss: str  # one of LOSS_KINDS
-    weight: float = 1.0
-    logp_old: list[float] | None = None  # sampling log-probs of the completion (pi_old)
-    logp_teacher: list[float] | None = None
+    actor: str = "student"  # who wrote the completion: student, teacher, expert, replay
+    logp_old: list[float] | None = None  # the sampling student's log-probs (student turns)
+    logp_teacher: list[float] | None = None  # the teacher's log-probs of these tokens
     advantage: float = 0.0  # GRPO: the rollout's group-normalised advantage
     meta: dict = field(default_factory=dict)
     # 1 for the completion tokens trained, 0 for those only read (a packed trajectory's
@@ -45,8 +42,6 @@ class Example:
         return float(len(self.completion_ids) if self.token_mask is None else sum(self.token_mask))
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSS_KINDS:
-            raise ValueError(f"unknown loss kind {self.loss!r}; choose one of {list(LOSS_KINDS)}")
         n = len(self.completion_ids)
         for name in ("logp_old", "logp_teacher", "token_mask"):
             values = getattr(self, name)
@@ -59,37 +54,44 @@ class Batch:
     """Padded ``[batch, tokens]`` tensors over completion tokens."""
 
     examples: list[Example]
-    mask: torch.Tensor
-    logp_old: torch.Tensor
+    mask: torch.Tensor  # 1 on the trained completion tokens
+    logp_old: torch.Tensor  # 0 where a row has none (``has_old``)
+    has_old: torch.Tensor  # [batch] bool: the row carries its sampler's log-probs
     logp_teacher: torch.Tensor
     advantages: torch.Tensor  # [batch]
-    weights: torch.Tensor  # [batch, tokens]: the example's weight on its tokens
-    kinds: list[str]
+    actors: list[str]
 
-    def kind_mask(self, kind: str) -> torch.Tensor:
-        rows = torch.tensor([k == kind for k in self.kinds], dtype=self.mask.dtype)
-        return self.mask * rows[:, None]
+    def actor_mask(self, actor: str) -> torch.Tensor:
+        """``mask`` on the rows whose completion ``actor`` wrote, 0 elsewhere."""
+        rows = torch.tensor([a == actor for a in self.actors], dtype=self.mask.dtype)
+        return self.mask * rows.to(self.mask.device)[:, None]
+
+    def old_logprobs(self, logp: torch.Tensor) -> torch.Tensor:
+        """log pi_old: the sampler's log-probs where recorded; elsewhere (turns sampled by
+        someone else) the current student's, detached: with one update per rollout that
+        is the sampling policy."""
+        has_old = self.has_old.to(logp.device)[:, None]
+        return torch.where(has_old, self.logp_old.to(logp.device), logp.detach())
 
 
 def collate(examples: Sequence[Example]) -> Batch:
-    examples = [e for e in examples if e.completion_ids and e.loss != "none"]
+    examples = [e for e in examples if e.completion_ids]
     width = max((len(e.completion_ids) for e in examples), default=0)
     n = len(examples)
     mask = torch.zeros(n, width)
     logp_old = torch.zeros(n, width)
     logp_teacher = torch.zeros(n, width)
-    weights = torch.zeros(n, width)
     for i, example in enumerate(examples):
         length = len(example.completion_ids)
         mask[i, :length] = 1.0 if example.token_mask is None else torch.tensor(example.token_mask)
-        weights[i, :length] = example.weight * mask[i, :length]
         if example.logp_old is not None:
             logp_old[i, :length] = torch.tensor(example.logp_old)
         if example.logp_teacher is not None:
             logp_teacher[i, :length] = torch.tensor(example.logp_teacher)
+    has_old = torch.tensor([e.logp_old is not None for e in examples], dtype=torch.bool)
     advantages = torch.tensor([e.advantage for e in examples], dtype=torch.float32)
     return Batch(
-        examples, mask, logp_old, logp_teacher, advantages, weights, [e.loss for e in examples]
+        examples, mask, logp_old, has_old, logp_teacher, advantages, [e.actor for e in examples]
     )
 
 
@@ -100,12 +102,13 @@ PLAIN_HEAD_MODEL_TYPES = frozenset({"qwen2", "qwen3", "qwen2_moe", "qwen3_moe", 
 
 def completion_logprobs(
     model: torch.nn.Module,
-    examples: Sequence[Example],
+    examples: Batch | Sequence[Example],
     *,
     pad_id: int = 0,
     return_logits: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs ``[batch, tokens]`` of each example's completion tokens under ``model``.
+    """Log-probs ``[batch, tokens]`` of each example's completion tokens under ``model``
+    (``examples``: a ``Batch`` or its examples, rows in the same order).
 
     Rows are left-padded with explicit position ids, so every completion ends
     at the last position and the model computes logits only for the last
@@ -119,7 +122,9 @@ def completion_logprobs(
     models, the head runs on the trained positions alone, and the log-prob of
     a token outside ``token_mask`` is 0 (every loss masks it out).
     """
-    examples = [e for e in examples if e.completion_ids and e.loss != "none"]
+    if isinstance(examples, Batch):
+        examples = examples.examples
+    examples = [e for e in examples if e.completion_ids]
     sequences = [e.prompt_ids + e.completion_ids for e in examples]
     longest = max(len(s) for s in sequences)
     width = max(len(e.completion_ids) for e in examples)

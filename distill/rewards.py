@@ -1,33 +1,31 @@
-"""Rollout-level rewards for GRPO: MENTOR's teacher-guided composite and the sparse baseline.
+"""What GRPO-family rewards read off a rollout, as the official MENTOR code reads it.
 
-MENTOR (spec section 5)::
+MENTOR's composite reward itself is written in ``distill/methods/mentor.py``;
+this module holds its parts and the sparse baseline:
 
-    not finished (no end-of-sequence)   -> 0
-    finished, no final answer           -> 0.1
-    otherwise  0.7 * correct + 0.3 * match * (1 if correct else 0.2) + 0.1 * nohall
+* ``sparse_reward``: 1 if correct, 0.1 if wrong or unanswered but finished, 0
+  without an end of sequence (GRPO's "standard RL" reward);
+* ``official_sample``: a tool rollout's sample as the official rollout builds
+  it (its ``max_turns`` counts every model turn; a turn cut for length or a
+  turn without calls ends it) and whether it ended with end-of-sequence;
+* ``tool_usage`` / ``turn_calls`` / ``reference_tools``: per-call tool names
+  read from ``<tool_call>`` blocks (an unreadable block ignored, a failed call
+  of an offered tool still counted, an unknown name a hallucination), and the
+  reference names from the first successful reference episode;
+* ``tool_set_match``: the ``exact`` / ``overlap`` / ``f1`` / ``none`` match of two
+  tool sets; ``DEFAULT_MENTOR_WEIGHTS``: the published weights.
 
-On tool tasks, :func:`mentor_tool_reward` computes exactly what the official
-reward (MENTOR-RL ``mentor.py`` and its ablation files) computes on the same
-trajectory: per-call tool names read from the ``<tool_call>`` blocks of the
-whole sample, the end-of-sequence gate over the sample as the official rollout
-builds it (its ``max_turns`` counts every model turn), the answer extracted and
-checked as the official does (:mod:`envs.tooluse.mentor_judge`), the reference from
-the teacher's successful episodes (none: a flat 0.1), and the variants ``exact``
-(mentor.py), ``overlap`` (ablation 2, no hallucination term), ``f1`` (ablation
-4) and ``none`` (ablation 3, no reference needed). Outside tool tasks,
-:func:`mentor_reward` is the project's generalisation: action types stand for
-tools and an action the env did not understand for a hallucination.
+The answer extraction and the official three-checker answer check live in
+``envs.tooluse.mentor_judge`` (run in the tool sandbox).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from envs.tooluse.mentor_judge import boxed_content, last_boxed
 
 __all__ = [
     "ANSWER_TOOL",
@@ -36,8 +34,7 @@ __all__ = [
     "MentorRewardConfig",
     "ReferenceEpisode",
     "ToolUsage",
-    "mentor_reward",
-    "mentor_tool_reward",
+    "mentor_weights",
     "official_sample",
     "reference_tools",
     "sparse_reward",
@@ -48,7 +45,7 @@ __all__ = [
 
 MATCH_VARIANTS: tuple[str, ...] = ("exact", "overlap", "f1", "none")
 
-#: The published weights; ``mentor_reward(weights=...)`` overrides any of them.
+#: The published weights; a config's ``reward_weights`` overrides any of them.
 DEFAULT_MENTOR_WEIGHTS: dict[str, float] = {
     "correct": 0.7,  # weight of the outcome
     "match": 0.3,  # weight of the tool-set match
@@ -59,7 +56,7 @@ DEFAULT_MENTOR_WEIGHTS: dict[str, float] = {
 }
 
 
-def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+def mentor_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     w = {**DEFAULT_MENTOR_WEIGHTS, **(weights or {})}
     unknown = set(w) - set(DEFAULT_MENTOR_WEIGHTS)
     if unknown:
@@ -92,42 +89,6 @@ def tool_set_match(student: Iterable[str], teacher: Iterable[str], variant: str 
         return 0.0
     precision, recall = common / len(s), common / len(t)
     return 2 * precision * recall / (precision + recall)
-
-
-def mentor_reward(
-    *,
-    finished: bool,
-    answered: bool,
-    correct: bool | float,
-    student_tools: Iterable[str],
-    teacher_tools: Iterable[str],
-    valid_tools: Iterable[str],
-    variant: str = "exact",
-    weights: Mapping[str, float] | None = None,
-) -> float:
-    """MENTOR's composite reward of one student rollout (see the module docstring).
-
-    ``correct`` is the success flag, or a graded score in [0, 1] where an env
-    offers one (ScienceWorld, WebShop) and the config asks for it.
-    """
-    w = _weights(weights)
-    if not finished:
-        return 0.0
-    if not answered:
-        return float(w["unanswered"])
-    outcome = float(correct)
-    if not 0.0 <= outcome <= 1.0:
-        raise ValueError(f"correct must be a flag or a score in [0, 1], got {correct}")
-    student_tools = list(student_tools)
-    match = tool_set_match(student_tools, teacher_tools, variant)
-    valid = set(valid_tools)
-    no_hallucination = float(all(tool in valid for tool in student_tools))
-    match_scale = 1.0 if outcome >= 1.0 else w["wrong_match_scale"]
-    return float(
-        w["correct"] * outcome
-        + w["match"] * match * match_scale
-        + w["no_hallucination"] * no_hallucination
-    )
 
 
 def sparse_reward(*, finished: bool, answered: bool, correct: bool | float) -> float:
@@ -170,7 +131,7 @@ class MentorRewardConfig:
             )
         if not isinstance(self.max_turns, int) or self.max_turns < 1:
             raise ValueError(f"max_turns must be a positive integer, not {self.max_turns!r}")
-        _weights(self.weights)
+        mentor_weights(self.weights)
 
 
 @dataclass(frozen=True)
@@ -284,65 +245,3 @@ def reference_tools(references: Sequence[ReferenceEpisode], tools: Iterable[str]
         if episode.won:
             return tool_usage("\n".join(episode.completions), tools).used
     return []
-
-
-def mentor_tool_reward(
-    student: Any,
-    references: Sequence[ReferenceEpisode],
-    tools: Sequence[str],
-    config: MentorRewardConfig,
-    *,
-    ground_truth: Sequence[str],
-    judge: Callable[[str, Sequence[str]], bool],
-) -> float:
-    """The official MENTOR reward of one student rollout of a tool task (module docstring).
-
-    ``references`` are the task's reference episodes, ``tools`` the tool names
-    the env offered, ``ground_truth`` the gold answers and ``judge(answer,
-    ground_truth)`` the official answer check (``envs.tooluse.mentor_judge``).
-    """
-    w = _weights(config.weights)
-    text, finished = official_sample(student, config.max_turns, answer_tool=ANSWER_TOOL in tools)
-    if not finished:
-        return 0.0
-    if ANSWER_TOOL in tools:
-        # The project's envs with an answer tool: the env judged that answer (no boxed text).
-        if not any(t.action_type == ANSWER_TOOL for t in student.turns[: config.max_turns]):
-            return float(w["unanswered"])
-        correct = bool(student.won)
-    else:
-        boxed = last_boxed(text)
-        if boxed is None:
-            return float(w["unanswered"])
-        try:
-            answer = boxed_content(boxed)
-        except ValueError:
-            return float(w["unanswered"])
-        if not answer.strip():
-            return float(w["unanswered"])
-        correct = bool(judge(answer, ground_truth))
-    correctness = w["correct"] if correct else 0.0
-    usage = tool_usage(text, tools)
-    no_hallucination = w["no_hallucination"] if not usage.invalid else 0.0
-    if config.variant == "none":
-        return correctness + no_hallucination
-    teacher = reference_tools(references, tools)
-    if not teacher:
-        return float(w["no_reference"])
-    student_set, teacher_set = set(usage.used), set(teacher)
-    if not usage.used:
-        matching = 0.0
-    elif config.variant == "exact":
-        matching = w["match"] if student_set == teacher_set else 0.0
-    elif config.variant == "overlap":
-        matching = w["match"] if student_set & teacher_set else 0.0
-    else:
-        matching = w["match"] * tool_set_match(student_set, teacher_set, "f1")
-    if config.variant == "overlap":  # ablation 2 has no hallucination term
-        no_hallucination = 0.0
-        if correct:
-            return correctness + matching
-        return correctness + matching * w["wrong_match_scale"]
-    if correct:
-        return correctness + (matching + no_hallucination)
-    return correctness + (matching * w["wrong_match_scale"] + no_hallucination)

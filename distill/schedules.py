@@ -1,4 +1,4 @@
-"""The teacher's intervention probability beta(s) of Guided-OPD (spec section 3).
+"""The teacher's intervention probability beta(s) of Guided-OPD.
 
 ``intervention_prob(step, total_steps)`` decays from ``start`` to ``end``,
 reaching ``end`` at ``ratio * total_steps`` and staying there. The paper's

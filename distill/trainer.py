@@ -1,9 +1,10 @@
-"""The training loop every method shares.
+"""The training loop every method shares; it knows no loss.
 
 ``train(config)`` builds the student (and teacher, and a frozen reference
-for GRPO), then for each step asks the method for training examples (a
-method collects rollouts and decides which loss each turn's tokens get),
-computes the combined token-level loss, and takes one AdamW step with
+for GRPO), then for each step asks the method for training examples
+(``method.make_examples``: the method collects its rollouts and turns them
+into examples) and, micro-batch by micro-batch, for their per-token loss
+(``method.loss``), and takes one AdamW step (or ``epochs`` of them) with
 gradient clipping and accumulation over micro-batches. It evaluates the pure
 student at temperature 0.4 every ``eval_every`` steps, logs metrics (JSONL,
 TensorBoard), checkpoints every ``checkpoint_every`` steps, and resumes from
@@ -30,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.batching import Example, collate, completion_logprobs
+from distill.batching import Example, collate
 from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoint
 from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
-from distill.losses import kl_k3, ppo_clip_surrogate, reverse_kl_per_position
+from distill.losses import aggregate
 from distill.methods import METHODS
 from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
 from distill.models import (
@@ -47,82 +48,59 @@ from distill.models import (
 )
 from envs.fileio import atomic_write_json
 
-__all__ = ["RunContext", "combined_loss", "train"]
+__all__ = ["RunContext", "accumulate", "train"]
 
 
-# -- the loss ----------------------------------------------------------------------------
+# -- one optimiser step's gradients ------------------------------------------------------
 
 
-def combined_loss(
+def accumulate(
+    method: Any,
     model: torch.nn.Module,
     examples: Sequence[Example],
-    config: Any,
+    ctx: Any,
     *,
-    pad_id: int,
-    ref_model: torch.nn.Module | None = None,
-    teacher_model: torch.nn.Module | None = None,
-    token_normaliser: float | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """One scalar over every masked-in token of ``examples``, each token with its turn's loss.
+    micro_batch_size: int,
+    aggregation: str,
+    tokens: float,
+    sequences: float,
+    world_size: int = 1,
+) -> tuple[float, dict[str, float]]:
+    """Forward and backward ``examples`` in micro-batches, gradients adding up in ``model``.
 
-    reverse_kl: OPD's PPO-clip surrogate with A = log pi_T - log pi_old (or, with
-    ``reverse_kl="full_vocab"``, the exact KL against ``teacher_model``);
-    forward_kl: NLL; policy_gradient: GRPO's surrogate plus ``kl_coef`` x k3 KL to
-    ``ref_model``. Tokens are weighted by their example's weight and averaged over
-    ``token_normaliser`` (default: this batch's masked-in token count).
+    The method says what each token's loss is (``method.loss(model, batch, ctx)``:
+    a per-token loss ``[batch, tokens]``); each micro-batch's scalar is its share
+    of the step's mean (``losses.aggregate`` with the step's ``tokens`` and
+    ``sequences`` over every rank), so the loss and the gradient are the same
+    however the step is split into micro-batches or ranks. Returns the step's loss
+    on this rank and the method's statistics, averaged over the tokens they count.
     """
-    batch = collate(examples)
-    full_vocab = getattr(config, "reverse_kl", "sampled") == "full_vocab"
-    logp, logits = completion_logprobs(
-        model, batch.examples, pad_id=pad_id, return_logits=full_vocab
-    )
-    mask, weights = batch.mask.to(logp.device), batch.weights.to(logp.device)
-    # Turns sampled by someone else (teacher turns under reverse KL) use the current
-    # student as pi_old: with one update per rollout that is the sampling policy.
-    has_old = torch.tensor([e.logp_old is not None for e in batch.examples], device=logp.device)
-    logp_old = torch.where(has_old[:, None], batch.logp_old.to(logp.device), logp.detach())
-    per_token = torch.zeros_like(logp)
-    stats: dict[str, float] = {}
-
-    reverse = batch.kind_mask("reverse_kl").to(logp.device)
-    if reverse.any():
-        if full_vocab:
-            if teacher_model is None:
-                raise ValueError("reverse_kl='full_vocab' needs a local teacher model")
-            with torch.no_grad():
-                _, teacher_logits = completion_logprobs(
-                    teacher_model, batch.examples, pad_id=pad_id, return_logits=True
-                )
-            per_token = per_token + reverse_kl_per_position(logits, teacher_logits) * reverse
-        else:
-            advantages = batch.logp_teacher.to(logp.device) - logp_old
-            per_token = (
-                per_token + ppo_clip_surrogate(logp, logp_old, advantages, config.clip) * reverse
+    total, sums, counts = 0.0, {}, {}
+    chunks = [
+        examples[start : start + micro_batch_size]
+        for start in range(0, len(examples), micro_batch_size)
+    ]
+    for chunk in chunks:
+        batch = collate(chunk)
+        # Ranks may hold different numbers of chunks: gradients are summed locally and
+        # averaged across ranks once per step (by the caller), never per chunk.
+        sync = model.no_sync() if world_size > 1 else contextlib.nullcontext()
+        with sync:
+            per_token, stats = method.loss(model, batch, ctx)
+            loss = aggregate(
+                per_token,
+                batch.mask.to(per_token.device),
+                aggregation,
+                tokens=tokens / world_size,
+                sequences=sequences / world_size,
             )
-        sampled_kl = (logp.detach() - batch.logp_teacher.to(logp.device)) * reverse
-        stats["reverse_kl"] = float(sampled_kl.sum() / reverse.sum().clamp(min=1))
-    forward = batch.kind_mask("forward_kl").to(logp.device)
-    if forward.any():
-        per_token = per_token - logp * forward
-        stats["nll"] = float((-logp.detach() * forward).sum() / forward.sum().clamp(min=1))
-    policy = batch.kind_mask("policy_gradient").to(logp.device)
-    if policy.any():
-        advantages = batch.advantages.to(logp.device)[:, None].expand_as(logp)
-        per_token = per_token + ppo_clip_surrogate(logp, logp_old, advantages, config.clip) * policy
-        if ref_model is not None and getattr(config, "kl_coef", 0.0) > 0:
-            with torch.no_grad():
-                logp_ref, _ = completion_logprobs(ref_model, batch.examples, pad_id=pad_id)
-            penalty = kl_k3(logp, logp_ref)
-            per_token = per_token + config.kl_coef * penalty * policy
-            stats["kl_ref"] = float((penalty.detach() * policy).sum() / policy.sum().clamp(min=1))
-    weighted = per_token * weights
-    if config.aggregation == "seq-mean-token-mean":
-        per_row = mask.sum(-1).clamp(min=1)
-        loss = (weighted.sum(-1) / per_row).sum() / max(len(batch.examples), 1)
-    else:
-        loss = weighted.sum() / (token_normaliser if token_normaliser else mask.sum().clamp(min=1))
-    stats["tokens"] = float(mask.sum())
-    return loss, stats
+            loss.backward()
+        total += float(loss.detach())
+        for key, (value, count) in stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+            counts[key] = counts.get(key, 0.0) + count
+    averaged = {key: sums[key] / counts[key] for key in sums if counts[key] > 0}
+    return total, averaged
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -130,7 +108,7 @@ def combined_loss(
 
 @dataclass
 class RunContext:
-    """What a method's ``make_examples(ctx, step)`` works with."""
+    """What a method's ``make_examples(ctx, step)`` and ``loss(model, batch, ctx)`` work with."""
 
     config: Any
     student: Any  # HFAgent being trained (sampling at train_temperature)
@@ -142,6 +120,10 @@ class RunContext:
     cache: dict[str, Any] = field(default_factory=dict)  # method state saved in checkpoints
     eval_collector: Any = None  # envs of the eval panel's split, made at the first evaluation
     progress: bool = False  # long preparation (demonstrations) shows a bar
+    # What a method's loss(model, batch, ctx) may need besides the student being trained:
+    pad_id: int = 0  # the student's padding token
+    teacher_model: Any = None  # an in-process teacher's module (full-vocabulary KL)
+    ref_model: Any = None  # the frozen initial student (GRPO's KL)
 
     def sample_tasks(self, step: int, count: int, *, share: bool = True) -> list[str]:
         """The step's tasks: the same draw on every rank and on resume.
@@ -189,7 +171,7 @@ def _lr_lambda(config: TrainConfig):
 
 
 def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
-    """The pure student at eval temperature on the eval panel: SR and Score (spec section 6)."""
+    """The pure student at eval temperature on the eval panel: SR and Score."""
     from distill.evaluation import find_panel, play_panel
 
     config = ctx.config
@@ -353,6 +335,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         task_ids = collector.pool.get_attr("task_ids")[0]
         ctx = RunContext(config, student, teacher, collector, list(task_ids), rank, world, cache)
         ctx.progress = progress and rank == 0
+        ctx.pad_id, ctx.teacher_model, ctx.ref_model = (
+            student.pad_token_id,
+            teacher_module,
+            ref_model,
+        )
         if rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / "config.json", config.to_dict())
@@ -432,40 +419,28 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             started = time.perf_counter()
             epochs = int(getattr(config, "epochs", 1))
             losses = []
-            trained = [e for e in examples if e.loss != "none" and e.completion_ids]
-            count = torch.tensor(float(sum(e.trained_tokens for e in trained)))
+            trained = [e for e in examples if e.completion_ids and e.trained_tokens > 0]
+            # The step's trained tokens and sequences over every rank: each micro-batch's
+            # loss is its share of the step's mean (distill.losses.aggregate).
+            totals = torch.tensor([float(sum(e.trained_tokens for e in trained)), len(trained)])
             if world > 1:
-                torch.distributed.all_reduce(count)
+                torch.distributed.all_reduce(totals)
+            stats: dict[str, float] = {"tokens": float(totals[0])}
             for _ in range(epochs):
                 optimizer.zero_grad(set_to_none=True)
-                total = 0.0
-                sums: dict[str, float] = {}
-                for start in range(0, max(len(trained), 1), config.micro_batch_size):
-                    chunk = trained[start : start + config.micro_batch_size]
-                    if not chunk:
-                        break
-                    # Ranks may hold different numbers of chunks: gradients are summed
-                    # locally and averaged across ranks once, below, never per chunk.
-                    sync = train_model.no_sync() if world > 1 else contextlib.nullcontext()
-                    with autocast, sync:
-                        loss, chunk_stats = combined_loss(
-                            train_model,
-                            chunk,
-                            config,
-                            pad_id=student.pad_token_id,
-                            ref_model=ref_model,
-                            teacher_model=teacher_module,
-                            token_normaliser=float(count) / world,
-                        )
-                        loss.backward()
-                    total += float(loss.detach())
-                    for key, value in chunk_stats.items():  # token-weighted over chunks
-                        weight = 1.0 if key == "tokens" else chunk_stats["tokens"]
-                        sums[key] = sums.get(key, 0.0) + value * weight
-                stats = {
-                    k: v if k == "tokens" else v / max(sums.get("tokens", 1.0), 1.0)
-                    for k, v in sums.items()
-                }
+                with autocast:
+                    total, method_stats = accumulate(
+                        method,
+                        train_model,
+                        trained,
+                        ctx,
+                        micro_batch_size=config.micro_batch_size,
+                        aggregation=config.aggregation,
+                        tokens=float(totals[0]),
+                        sequences=float(totals[1]),
+                        world_size=world,
+                    )
+                stats.update(method_stats)
                 if world > 1:
                     for parameter in model.parameters():
                         if parameter.grad is None:

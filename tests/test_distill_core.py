@@ -1,22 +1,20 @@
-"""distill.schedules, distill.losses and distill.rewards against direct computations."""
+"""distill.schedules, the methods' per-token losses (on tensors) and the rewards against
+direct computations."""
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from distill.losses import (
-    aggregate,
-    full_vocab_reverse_kl,
-    grpo_advantages,
-    grpo_loss,
-    kl_k3,
-    nll_loss,
-    opd_loss,
-)
-from distill.rewards import mentor_reward, sparse_reward, tool_set_match
+from distill.batching import Batch
+from distill.losses import aggregate, kl_k3, reverse_kl_per_position
+from distill.methods import grpo, opd
+from distill.methods.grpo import group_advantages as grpo_advantages
+from distill.methods.mentor import text_reward
+from distill.rewards import MentorRewardConfig, sparse_reward, tool_set_match
 from distill.schedules import intervention_prob
 
 # -- schedules -----------------------------------------------------------------
@@ -68,6 +66,48 @@ def random_batch(seed: int = 0, shape: tuple[int, int] = (3, 7)):
     mask = (torch.rand(shape, generator=g) > 0.3).float()
     mask[0, :] = 1.0
     return logp, logp_old, logp_teacher, mask
+
+
+def tensor_batch(
+    logp_old: torch.Tensor,
+    logp_teacher: torch.Tensor,
+    mask: torch.Tensor,
+    advantages: torch.Tensor | None = None,
+) -> Batch:
+    """A student batch made of tensors (what collate makes of recorded turns)."""
+    rows = mask.shape[0]
+    return Batch(
+        examples=[],
+        mask=mask,
+        logp_old=logp_old,
+        has_old=torch.ones(rows, dtype=torch.bool),
+        logp_teacher=logp_teacher,
+        advantages=advantages if advantages is not None else torch.zeros(rows),
+        actors=["student"] * rows,
+    )
+
+
+def opd_loss(logp, logp_old, logp_teacher, mask, clip=0.2):
+    """OPD's loss as the trainer takes it: distill.methods.opd's per-token term, token-mean."""
+    ctx = SimpleNamespace(config=SimpleNamespace(reverse_kl="sampled", clip=clip))
+    batch = tensor_batch(logp_old, logp_teacher, mask)
+    per_token = opd.reverse_kl(logp, None, batch, ctx) * batch.actor_mask("student")
+    return aggregate(per_token, mask)
+
+
+def full_vocab_reverse_kl(student_logits, teacher_logits, mask):
+    return aggregate(reverse_kl_per_position(student_logits, teacher_logits), mask)
+
+
+def nll_loss(logp, mask):
+    return aggregate(-logp, mask)  # distill.methods.sft's per-token loss
+
+
+def grpo_loss(logp, logp_old, logp_ref, advantages, mask, clip=0.2, kl_coef=0.001):
+    batch = tensor_batch(logp_old, torch.zeros_like(logp_old), mask, advantages)
+    config = SimpleNamespace(clip=clip, kl_coef=kl_coef)
+    per_token, _ = grpo.token_loss(logp, logp_ref, batch, config)
+    return aggregate(per_token, mask)
 
 
 def test_opd_loss_matches_a_direct_computation_including_the_clip_region() -> None:
@@ -184,6 +224,44 @@ def test_grpo_loss_combines_surrogate_and_kl() -> None:
 # -- rewards -------------------------------------------------------------------
 
 VALID = ["add", "multiply", "divide", "power"]
+
+
+def mentor_reward(
+    *,
+    finished: bool,
+    answered: bool,
+    correct: bool | float,
+    student_tools: list[str],
+    teacher_tools: list[str],
+    valid_tools: list[str],
+    variant: str = "exact",
+    weights: dict | None = None,
+) -> float:
+    """MENTOR's reward on an env without tools (distill.methods.mentor.text_reward) of a
+    rollout built to have these properties: its action types are ``student_tools``, the
+    env did not understand those outside ``valid_tools``."""
+    from distill.rollout import Rollout
+    from tests.builders import make_turn
+
+    rollout = Rollout(env_id="ALFWorld-v0", task_id="t", seed=0, group=0)
+    for kind in student_tools or ["look"]:
+        rollout.turns.append(
+            make_turn(
+                actor="student",
+                prompt_ids=[1],
+                completion_ids=[2],
+                action_type=kind,
+                invalid_action=kind not in valid_tools,
+            )
+        )
+    if not student_tools:
+        rollout.turns[0].actor = "expert"  # a finished episode whose student called nothing
+    rollout.turns[-1].finished = finished
+    rollout.terminated = answered
+    graded = not isinstance(correct, bool)
+    rollout.won, rollout.score = bool(correct), float(correct)
+    settings = MentorRewardConfig(variant=variant, weights=weights or {})
+    return text_reward(rollout, teacher_tools, settings, graded=graded)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 import torch
@@ -17,7 +19,7 @@ from distill.batching import Example
 from distill.config import load_config
 from distill.methods.common import turn_examples
 from distill.rollout import Rollout
-from distill.trainer import combined_loss
+from distill.trainer import accumulate
 from tests.builders import make_turn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,31 +120,58 @@ def fake_rollout(actors: list[str]) -> Rollout:
     ("losses", "expected"),
     [
         (
-            {"student": ("reverse_kl", 1.0), "teacher": ("forward_kl", 1.0)},
+            {"student_turn_loss": "reverse_kl", "teacher_turn_loss": "forward_kl"},
             [("reverse_kl", "student"), ("forward_kl", "teacher"), ("reverse_kl", "student")],
         ),
         (
-            {"student": ("reverse_kl", 1.0), "teacher": ("reverse_kl", 1.0)},
+            {"student_turn_loss": "reverse_kl", "teacher_turn_loss": "reverse_kl"},
             [("reverse_kl", "student"), ("reverse_kl", "teacher"), ("reverse_kl", "student")],
         ),
         (
-            {"student": ("forward_kl", 1.0), "teacher": ("reverse_kl", 1.0)},
+            {"student_turn_loss": "forward_kl", "teacher_turn_loss": "reverse_kl"},
             [("forward_kl", "student"), ("reverse_kl", "teacher"), ("forward_kl", "student")],
         ),
         (
-            {"student": ("reverse_kl", 1.0), "teacher": ("none", 1.0)},
+            {"student_turn_loss": "reverse_kl", "teacher_turn_loss": "none"},
             [("reverse_kl", "student"), ("reverse_kl", "student")],
         ),
     ],
     ids=["default", "both-reverse", "swapped", "teacher-masked"],
 )
 def test_guided_opd_routes_each_actor_to_its_loss(losses: dict, expected: list) -> None:
+    """Which turns Guided-OPD trains, and which term each row's tokens get, per ablation."""
+    from distill.batching import collate
+    from distill.methods import guided_opd
+
+    config = small_config("guided_opd", Path("/tmp/unused"), **losses)
     rollout = fake_rollout(["student", "teacher", "replay", "student"])
-    examples = turn_examples([rollout], losses)
-    assert [(e.loss, e.meta["actor"]) for e in examples] == expected
+    trained = [
+        a
+        for a, k in (("student", config.student_turn_loss),)
+        + (("teacher", config.teacher_turn_loss),)
+        if k != "none"
+    ]
+    examples = turn_examples([rollout], trained)
+    assert [e.actor for e in examples] == [actor for _, actor in expected]
     for example in examples:
         # pi_old is recorded only for the student's own samples
-        assert (example.logp_old is not None) == (example.meta["actor"] == "student")
+        assert (example.logp_old is not None) == (example.actor == "student")
+    # Each row's per-token loss is the term its actor's option names, computed directly.
+    batch = collate(examples)
+    logp = torch.tensor([[-1.3, -1.9]] * len(examples), requires_grad=True)
+    ctx = SimpleNamespace(config=config, pad_id=0)
+    with mock.patch.object(guided_opd.opd, "student_logprobs", lambda *_: (logp, None)):
+        per_token, _ = guided_opd.loss(None, batch, ctx)
+    for row, (kind, actor) in enumerate(expected):
+        old = batch.logp_old[row] if actor == "student" else logp[row].detach()
+        if kind == "forward_kl":
+            direct = -logp[row]
+        else:
+            ratio = torch.exp(logp[row] - old)
+            advantage = batch.logp_teacher[row] - old
+            direct = -torch.minimum(ratio * advantage, ratio.clamp(0.8, 1.2) * advantage)
+        weight = config.teacher_weight if actor == "teacher" else 1.0
+        assert torch.allclose(per_token[row], weight * direct), (row, kind, actor)
 
 
 def tiny_lm():
@@ -152,11 +181,30 @@ def tiny_lm():
     return build_model("tiny", tokenizer, seed=0)
 
 
+def step_loss(method: str, model, examples, config, **ctx_fields):
+    """The loss of one optimiser step on ``examples`` as the trainer computes it."""
+    from distill.methods import METHODS
+
+    ctx = SimpleNamespace(config=config, pad_id=0, **ctx_fields)
+    tokens = sum(e.trained_tokens for e in examples)
+    loss, stats = accumulate(
+        METHODS[method],
+        model,
+        examples,
+        ctx,
+        micro_batch_size=config.micro_batch_size,
+        aggregation=config.aggregation,
+        tokens=tokens,
+        sequences=len(examples),
+    )
+    return torch.tensor(loss), {**stats, "tokens": tokens}
+
+
 def test_sft_loss_is_the_nll_of_completion_tokens_only() -> None:
     model = tiny_lm()
-    examples = [Example(prompt_ids=[5, 6, 7, 8], completion_ids=[9, 10, 11], loss="forward_kl")]
+    examples = [Example(prompt_ids=[5, 6, 7, 8], completion_ids=[9, 10, 11], actor="expert")]
     config = small_config("sft", Path("/tmp/unused"))
-    loss, stats = combined_loss(model, examples, config, pad_id=0)
+    loss, stats = step_loss("sft", model, examples, config)
     logits = model(input_ids=torch.tensor([[5, 6, 7, 8, 9, 10, 11]])).logits[0].float()
     log_probs = (
         torch.log_softmax(logits[3:6], -1).gather(-1, torch.tensor([[9], [10], [11]])).squeeze(-1)
@@ -167,11 +215,12 @@ def test_sft_loss_is_the_nll_of_completion_tokens_only() -> None:
 
 def test_teacher_weight_scales_teacher_tokens() -> None:
     model = tiny_lm()
-    config = small_config("guided_opd", Path("/tmp/unused"))
-    base = [Example(prompt_ids=[5, 6], completion_ids=[7, 8], loss="forward_kl", weight=1.0)]
-    doubled = [Example(prompt_ids=[5, 6], completion_ids=[7, 8], loss="forward_kl", weight=2.0)]
-    one, _ = combined_loss(model, base, config, pad_id=0)
-    two, _ = combined_loss(model, doubled, config, pad_id=0)
+    turn = [Example(prompt_ids=[5, 6], completion_ids=[7, 8], actor="teacher")]
+    base = small_config("guided_opd", Path("/tmp/unused"), teacher_weight=1.0)
+    doubled = small_config("guided_opd", Path("/tmp/unused"), teacher_weight=2.0)
+    one, _ = step_loss("guided_opd", model, turn, base)
+    model.zero_grad()
+    two, _ = step_loss("guided_opd", model, turn, doubled)
     assert two.item() == pytest.approx(2 * one.item(), rel=1e-6)
 
 
@@ -363,8 +412,7 @@ def test_packed_trajectories_train_the_same_tokens_in_the_same_contexts(env_id: 
     finally:
         collector.close()
     assert all(r.won and len(r.turns) >= 3 for r in rollouts)
-    routing = {"expert": ("forward_kl", 1.0)}
-    turns, packed = turn_examples(rollouts, routing), trajectory_examples(rollouts, routing)
+    turns, packed = turn_examples(rollouts, ["expert"]), trajectory_examples(rollouts, ["expert"])
     if env_id == "ToolMath-v0":  # the chat layout: each episode's prompts extend each other
         assert len(packed) == len(rollouts)
         for example, rollout in zip(packed, rollouts):
@@ -383,8 +431,8 @@ def test_packed_trajectories_train_the_same_tokens_in_the_same_contexts(env_id: 
     ]
     assert torch.allclose(torch.stack(got), torch.stack(expected), atol=1e-4)
     config = small_config("sft", Path("/tmp/unused"), demo_unit="trajectory")
-    loss_turns, stats_turns = combined_loss(student.model, turns, config, pad_id=0)
-    loss_packed, stats_packed = combined_loss(student.model, packed, config, pad_id=0)
+    loss_turns, stats_turns = step_loss("sft", student.model, turns, config)
+    loss_packed, stats_packed = step_loss("sft", student.model, packed, config)
     assert stats_packed["tokens"] == stats_turns["tokens"]
     assert sum(e.trained_tokens for e in packed) == stats_turns["tokens"]
     assert loss_packed.item() == pytest.approx(loss_turns.item(), rel=1e-4)
@@ -404,8 +452,8 @@ def test_the_head_on_trained_positions_only_gives_the_full_log_probs_and_gradien
         return torch.randint(5, 4000, (n,), generator=generator).tolist()
 
     examples = [
-        Example(ids(30), ids(40), "forward_kl", token_mask=[float(k % 5 == 0) for k in range(40)]),
-        Example(ids(12), ids(25), "forward_kl", token_mask=[float(k > 20) for k in range(25)]),
+        Example(ids(30), ids(40), "expert", token_mask=[float(k % 5 == 0) for k in range(40)]),
+        Example(ids(12), ids(25), "expert", token_mask=[float(k > 20) for k in range(25)]),
     ]
     mask = torch.zeros(2, 40)
     for i, example in enumerate(examples):

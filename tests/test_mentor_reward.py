@@ -17,10 +17,10 @@ import pytest
 
 from agents.prompts import EpisodeState
 from distill.config import load_config
+from distill.methods.mentor import tool_reward as mentor_tool_reward
 from distill.rewards import (
     MentorRewardConfig,
     ReferenceEpisode,
-    mentor_tool_reward,
     official_sample,
     tool_usage,
     turn_calls,

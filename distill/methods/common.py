@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from distill.batching import Example
@@ -13,6 +13,7 @@ from envs.multiagent.selectors import FixedSelector, Selector
 
 __all__ = [
     "collect",
+    "task_answers",
     "reference_rollouts",
     "rollout_metrics",
     "scored",
@@ -21,65 +22,57 @@ __all__ = [
 ]
 
 
-def _trained_turns(
-    rollout: Rollout, losses: Mapping[str, tuple[str, float]]
-) -> Iterator[tuple[Turn, str, float]]:
-    """(turn, loss kind, weight) of each turn of ``rollout`` that a loss in ``losses`` trains."""
+def _trained_turns(rollout: Rollout, actors: Collection[str]) -> Iterator[Turn]:
+    """The turns of ``rollout`` written by ``actors`` that may be trained on."""
     for turn in rollout.turns:
-        if not turn.trained or turn.actor not in losses or not turn.completion_ids:
-            continue
-        kind, weight = losses[turn.actor]
-        if kind != "none":
-            yield turn, kind, weight
+        if turn.trained and turn.actor in actors and turn.completion_ids:
+            yield turn
 
 
 def turn_examples(
     rollouts: Sequence[Rollout],
-    losses: Mapping[str, tuple[str, float]],
+    actors: Collection[str] = ("student",),
     *,
     advantages: Sequence[float] | None = None,
 ) -> list[Example]:
-    """One example per trained turn whose actor has a loss in ``losses`` ({actor: (kind, weight)})."""
+    """One example per trainable turn of ``actors`` (``advantages``: one per rollout)."""
     examples = []
     for r, rollout in enumerate(rollouts):
-        for turn, kind, weight in _trained_turns(rollout, losses):
+        for turn in _trained_turns(rollout, actors):
             examples.append(
                 Example(
                     prompt_ids=turn.prompt_ids,
                     completion_ids=turn.completion_ids,
-                    loss=kind,
-                    weight=weight,
+                    actor=turn.actor,
                     # pi_old is the sampling student; other actors' turns use the current student
                     logp_old=turn.sample_logprobs if turn.actor == "student" else None,
                     logp_teacher=turn.teacher_logprobs,
                     advantage=float(advantages[r]) if advantages is not None else 0.0,
-                    meta={"actor": turn.actor, "task_id": rollout.task_id},
+                    meta={"task_id": rollout.task_id},
                 )
             )
     return examples
 
 
-def trajectory_examples(
-    rollouts: Sequence[Rollout], losses: Mapping[str, tuple[str, float]]
-) -> list[Example]:
-    """Trained turns packed per rollout: consecutive turns whose prompts extend the sequence
-    so far (the chat layout keeps every completion verbatim) become one example.
+def trajectory_examples(rollouts: Sequence[Rollout], actors: Collection[str]) -> list[Example]:
+    """Trainable turns of ``actors`` packed per rollout: consecutive turns whose prompts extend
+    the sequence so far (the chat layout keeps every completion verbatim) become one example.
 
     The example's completion runs from the end of its first prompt to the end of its
     last trained completion; ``token_mask`` trains the completions and only reads the
     observations and untrained turns between them. A turn whose prompt does not extend
-    the sequence (a history window that dropped old turns) or with another loss kind
-    or weight starts a new example. For losses that need no per-token sampling or
-    teacher log-probs (SFT's forward KL).
+    the sequence (a history window that dropped old turns) or by another actor starts
+    a new example. For losses that need no per-token sampling or teacher log-probs
+    (SFT's NLL).
     """
     examples: list[Example] = []
     for rollout in rollouts:
         current: Example | None = None
-        for turn, kind, weight in _trained_turns(rollout, losses):
+        for turn in _trained_turns(rollout, actors):
             so_far = current.prompt_ids + current.completion_ids if current is not None else []
             extends = (
                 current is not None
-                and (current.loss, current.weight) == (kind, weight)
+                and current.actor == turn.actor
                 and len(turn.prompt_ids) >= len(so_far)
                 and turn.prompt_ids[: len(so_far)] == so_far
             )
@@ -92,9 +85,8 @@ def trajectory_examples(
             current = Example(
                 prompt_ids=list(turn.prompt_ids),
                 completion_ids=list(turn.completion_ids),
-                loss=kind,
-                weight=weight,
-                meta={"actor": turn.actor, "task_id": rollout.task_id},
+                actor=turn.actor,
+                meta={"task_id": rollout.task_id},
                 token_mask=[1.0] * len(turn.completion_ids),
             )
             examples.append(current)
@@ -200,3 +192,13 @@ def reference_rollouts(
                 ],
             }
     return {t: cache[t] for t in tasks}
+
+
+def task_answers(ctx: Any, tasks: Sequence[str]) -> dict[str, list[str]]:
+    """The gold answers of tool tasks, read once from the env and cached in ``ctx.cache``."""
+    cache = ctx.cache.setdefault("ground_truth", {})
+    if any(task not in cache for task in tasks):
+        known = ctx.collector.pool.get_attr("tasks")[0]
+        for task in tasks:
+            cache[task] = list(known[task].answer)
+    return {task: cache[task] for task in tasks}

@@ -1,12 +1,30 @@
-"""Guided-OPD (spec section 3): teacher and student turns mixed within each rollout.
+"""Guided-OPD: teacher and student turns mixed within each rollout, the teacher fading out.
 
-Each turn the teacher acts with probability beta(s) (a fresh Bernoulli draw
-per turn, the same history for both); beta decays with the global step by
-the configured schedule (cosine from 1 to 0 by 0.8 N). Student turns get the
-OPD loss (reverse KL on student tokens), teacher turns the NLL of the
-teacher's tokens (forward KL), weighted ``teacher_weight`` per token. The
-ablations are the per-actor loss options (both reverse KL; roles swapped;
-teacher turns masked out) and a constant schedule.
+Rollouts: at every turn of a training episode a fresh coin Z_t ~ Bernoulli(beta_s)
+decides who writes the whole turn (reasoning and action): the teacher if
+Z_t = 1, else the student. Both condition on the same shared history and the
+action is executed either way. beta depends only on the global step s; the
+paper's schedule is a cosine from beta_start = 1 to beta_end = 0, reached at
+beta_ratio = 0.8 of the total steps N and kept:
+
+    beta(s) = beta_end + (beta_start - beta_end) * 0.5 * (1 + cos(pi * min(s / (rho N), 1)))
+
+(``schedule``: linear, exponential and constant are the options; constant is
+the paper's ablation). Evaluations use beta = 0, the student alone. The
+teacher then scores the student's tokens.
+
+Loss, per completion token, by who wrote the turn:
+
+    student turns:  OPD's reverse-KL term (distill/methods/opd.py): the PPO-clip
+                    surrogate with A_t = log pi_T - log pi_old
+    teacher turns:  teacher_weight * -log pi_S(y_t | ctx_t), the forward KL with the
+                    teacher's sampled tokens, i.e. SFT on that turn
+
+The ablations are the per-actor options: both actors reverse KL
+(``teacher_turn_loss: reverse_kl``; a teacher turn's pi_old is then the
+current student), roles swapped (``student_turn_loss: forward_kl``,
+``teacher_turn_loss: reverse_kl``), and teacher turns masked out
+(``teacher_turn_loss: none``).
 """
 
 from __future__ import annotations
@@ -14,8 +32,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from distill.batching import Example
+import torch
+
+from distill.batching import Batch, Example
 from distill.config import setting
+from distill.losses import tally
+from distill.methods import opd
 from distill.methods.common import collect, rollout_metrics, scored, turn_examples
 from distill.methods.opd import OPDConfig
 from distill.schedules import intervention_prob
@@ -78,12 +100,39 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
         ),
     )
     scoring = scored(ctx, rollouts)
-    losses = {
-        "student": (config.student_turn_loss, 1.0),
-        "teacher": (config.teacher_turn_loss, config.teacher_weight),
-    }
-    examples = turn_examples(rollouts, losses)
+    trained = [
+        actor
+        for actor, kind in (
+            ("student", config.student_turn_loss),
+            ("teacher", config.teacher_turn_loss),
+        )
+        if kind != "none"
+    ]
+    examples = turn_examples(rollouts, trained)
     return examples, {**rollout_metrics(rollouts), "beta": beta, "time_scoring_s": scoring}
+
+
+def loss(model: Any, batch: Batch, ctx: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Per-token loss: each actor's turns get the term its option names (module docstring)."""
+    config = ctx.config
+    logp, logits = opd.student_logprobs(model, batch, ctx)
+    terms = {"student": (config.student_turn_loss, 1.0)}
+    terms["teacher"] = (config.teacher_turn_loss, config.teacher_weight)
+    reverse = None
+    if "reverse_kl" in (config.student_turn_loss, config.teacher_turn_loss):
+        reverse = opd.reverse_kl(logp, logits, batch, ctx)
+    per_token = torch.zeros_like(logp)
+    for actor, (kind, weight) in terms.items():
+        turns = batch.actor_mask(actor).to(logp.device)
+        if kind == "reverse_kl":
+            per_token = per_token + weight * reverse * turns
+        elif kind == "forward_kl":
+            per_token = per_token + weight * -logp * turns
+    stats = {
+        "reverse_kl": opd.sampled_kl(logp, batch, batch.actor_mask("student").to(logp.device)),
+        "nll": tally(-logp, batch.actor_mask("teacher").to(logp.device)),
+    }
+    return per_token, stats
 
 
 Config = GuidedOPDConfig

@@ -1,9 +1,16 @@
-"""SFT (spec section 1): NLL of teacher or expert completions, successful trajectories only.
+"""SFT: the negative log-likelihood of a demonstrator's completions (the baseline).
 
-``prepare`` collects ``demo_episodes`` demonstrations once (cached in the
-checkpoint); each step trains on the next ``rollouts_per_step`` units of a
-seeded shuffle of them: turns, or with ``demo_unit="trajectory"`` whole
-trajectories packed one per sequence (observations read, not trained).
+Rollouts: ``prepare`` has the demonstrator (the env's expert, or the teacher)
+play ``demo_episodes`` tasks once, keeps the successful episodes
+(``successful_only``) and caches their turns in the checkpoint; each step
+then trains on the next ``rollouts_per_step`` units of a seeded shuffle of
+them: single turns, or with ``demo_unit: trajectory`` whole episodes packed
+one per sequence (their observations read, not trained).
+
+Loss, per completion token y_t of a demonstration (prompts and observations
+never count):
+
+    L_t = -log pi_S(y_t | context)
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from distill.batching import Example
+from distill.batching import Batch, Example, completion_logprobs
 from distill.config import ConfigError, TrainConfig, setting
+from distill.losses import tally
 from distill.methods.common import collect, rollout_metrics, trajectory_examples, turn_examples
 from envs.multiagent.selectors import FixedSelector
 
@@ -71,9 +80,8 @@ def prepare(ctx: Any) -> None:
         progress=f"{who} demonstrations",
     )
     kept = [r for r in rollouts if r.won or not config.successful_only]
-    routing = {who: ("forward_kl", 1.0)}
-    turns = turn_examples(kept, routing)
-    examples = turns if config.demo_unit == "turn" else trajectory_examples(kept, routing)
+    turns = turn_examples(kept, [who])
+    examples = turns if config.demo_unit == "turn" else trajectory_examples(kept, [who])
     ctx.cache["demos"] = [(e.prompt_ids, e.completion_ids, e.token_mask) for e in examples]
     ctx.cache["demo_stats"] = {
         **rollout_metrics(rollouts),
@@ -100,7 +108,7 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
         Example(
             prompt_ids=demos[i][0],
             completion_ids=demos[i][1],
-            loss="forward_kl",
+            actor=ctx.config.demonstrator,
             # checkpoints written before packing existed hold (prompt, completion) pairs
             token_mask=demos[i][2] if len(demos[i]) > 2 else None,
         )
@@ -110,6 +118,13 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
         "epoch": float(step * per_step / len(demos)),
         **ctx.cache.get("demo_stats", {}),
     }
+
+
+def loss(model: Any, batch: Batch, ctx: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Per-token NLL of the demonstrations' completion tokens."""
+    logp, _ = completion_logprobs(model, batch, pad_id=ctx.pad_id)
+    per_token = -logp * batch.mask
+    return per_token, {"nll": tally(-logp, batch.mask)}
 
 
 Config = SFTConfig

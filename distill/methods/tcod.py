@@ -1,11 +1,17 @@
-"""TCOD (spec section 4): temporal curricula over the horizon, pace eta.
+"""TCOD: on-policy distillation with a temporal curriculum over the horizon (pace eta).
 
-F2B: the student's rollout is cut after k = min(1 + floor(s / eta), T_max)
-turns; every turn gets the OPD loss. B2F: replay the first
-max(0, L - 1 - floor(s / eta)) actions of a successful reference trajectory
-(length L) with no loss, then the student acts to the end; only student
-turns are trained. Tasks with no successful reference get a full student
-rollout. Evaluation always uses the full horizon.
+Rollouts, at global step s:
+
+    F2B (front to back): the student's episode is cut after
+        k = min(1 + floor(s / eta), T_max) turns;
+    B2F (back to front): the first max(0, L - 1 - floor(s / eta)) actions of a
+        successful reference episode of length L (the expert's or the teacher's,
+        collected once per task) are replayed with no loss, then the student acts
+        until the episode ends or the turn cap; a task without a successful
+        reference gets a whole student episode.
+
+Evaluation always uses the full horizon. Loss: OPD's, on the student's tokens
+(distill/methods/opd.py); replayed turns are never trained.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from distill.batching import Example
 from distill.config import setting
+from distill.methods import opd
 from distill.methods.common import (
     collect,
     reference_rollouts,
@@ -76,8 +83,12 @@ def make_examples(ctx: Any, step: int) -> tuple[list[Example], dict[str, float]]
     else:
         raise ValueError(f"unknown TCOD variant {config.variant!r}; choose f2b or b2f")
     scoring = scored(ctx, rollouts)
-    examples = turn_examples(rollouts, {"student": ("reverse_kl", 1.0)})
+    examples = turn_examples(rollouts, ["student"])
     return examples, {**rollout_metrics(rollouts), **metrics, "time_scoring_s": scoring}
+
+
+#: TCOD's tokens get OPD's loss: the curriculum changes the rollouts, not the objective.
+loss = opd.loss
 
 
 Config = TCODConfig

@@ -26,7 +26,14 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["AnswerJudge", "boxed_content", "last_boxed", "make_judges", "unified_judge"]
+__all__ = [
+    "AnswerJudge",
+    "boxed_content",
+    "last_boxed",
+    "make_judges",
+    "shared_judge",
+    "unified_judge",
+]
 
 
 def last_boxed(text: str) -> str | None:
@@ -163,3 +170,14 @@ class AnswerJudge:
 
     def close(self) -> None:
         self.sandbox.close()
+
+
+_SHARED: AnswerJudge | None = None
+
+
+def shared_judge() -> AnswerJudge:
+    """One sandboxed judge per process, started on first use (a trainer's MENTOR reward)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = AnswerJudge()
+    return _SHARED
