@@ -37,7 +37,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
 
 from envs.fileio import atomic_write_json  # noqa: E402
 from envs.panels import Panel, panel_path  # noqa: E402
-from envs.tooluse import functioncall, searchqa, toolmath  # noqa: E402
+from envs.tooluse import searchqa, toolmath  # noqa: E402
+from envs.tooluse.apitools import API_SCHEMAS  # noqa: E402
+from envs.tooluse.generators import functioncall as functioncall_tasks  # noqa: E402
 from envs.tooluse.generators import toolmath as toolmath_tasks  # noqa: E402
 from envs.tooluse.mathtools import MATH_TOOL_NAMES  # noqa: E402
 from envs.tooluse.tasks import (  # noqa: E402
@@ -60,12 +62,12 @@ SHIPPED_COUNTS: dict[str, dict[str, int]] = {
 ENV_IDS = {"toolmath": "ToolMath-v0", "functioncall": "FunctionCall-v0", "searchqa": "SearchQA-v0"}
 GENERATORS = {
     "toolmath": toolmath_tasks.generate_tasks,
-    "functioncall": functioncall.generate_tasks,
+    "functioncall": functioncall_tasks.generate_tasks,
     "searchqa": searchqa.generate_tasks,
 }
 BUILTIN_TOOLS = {
     "toolmath": (toolmath.BUILTIN_TOOLS, MATH_TOOL_NAMES),
-    "functioncall": (functioncall.API_SCHEMAS, ()),
+    "functioncall": (API_SCHEMAS, ()),
     "searchqa": ({"search": searchqa.SEARCH_TOOL}, ("search",)),
 }
 
