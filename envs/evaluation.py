@@ -5,7 +5,8 @@ tasks in order with the panel's seeds and returns per-episode results;
 ``evaluate_panel_batched`` plays them several at a time, one env per slot,
 with one ``agent.act_batch`` call per round (language models generate for all
 slots at once); ``summarise`` turns results into the protocol's figures (spec
-section 6): Success Rate (fraction won) and Score (mean final score x 100).
+section 6): Success Rate (fraction won) and Score (mean final score x 100),
+computed by ``success_and_score``, which the distillation layer's summaries use too.
 
 The three share one loop (``_play``) and its bookkeeping (``_Episode``); they
 differ only in how the agent is asked for actions: ``act`` on one env, or
@@ -39,6 +40,7 @@ __all__ = [
     "evaluate_panel_batched",
     "panel_tasks",
     "play_episode",
+    "success_and_score",
     "summarise",
     "supports_batched",
 ]
@@ -348,32 +350,37 @@ def _play_one_at_a_time(
     )
 
 
+def success_and_score(won: Sequence[bool], scores: Sequence[float]) -> tuple[float, float]:
+    """The protocol's two figures, in percent: Success Rate (the fraction of episodes won
+    x 100) and Score (the mean final score x 100); (0.0, 0.0) for no episodes."""
+    if len(won) != len(scores):
+        raise ValueError("success_and_score: one score per episode")
+    n = max(len(won), 1)
+    return 100.0 * sum(bool(w) for w in won) / n, 100.0 * sum(scores) / n
+
+
 def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
     """SR and Score (x100) with 95% normal-approximation half-widths, and throughput."""
     results = list(results)
     n = len(results)
     if n == 0:
         return {"episodes": 0}
-    wins = [float(r.won) for r in results]
-    scores = [100.0 * r.score for r in results]
+    sr, score = success_and_score([r.won for r in results], [r.score for r in results])
     steps = sum(r.turns for r in results)
     step_s = sum(r.step_s for r in results)
 
-    def mean_ci(values: list[float]) -> tuple[float, float]:
-        mean = sum(values) / n
+    def ci95(values: list[float], mean: float) -> float:
         if n < 2:
-            return mean, float("nan")
+            return float("nan")
         variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-        return mean, 1.96 * math.sqrt(variance / n)
+        return 1.96 * math.sqrt(variance / n)
 
-    sr, sr_ci = mean_ci([100.0 * w for w in wins])
-    score, score_ci = mean_ci(scores)
     return {
         "episodes": n,
         "success_rate": sr,
-        "success_rate_ci95": sr_ci,
+        "success_rate_ci95": ci95([100.0 * r.won for r in results], sr),
         "score": score,
-        "score_ci95": score_ci,
+        "score_ci95": ci95([100.0 * r.score for r in results], score),
         "mean_turns": steps / n,
         "steps": steps,
         "invalid_action_rate": sum(r.invalid_actions for r in results) / max(steps, 1),
