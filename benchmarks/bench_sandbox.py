@@ -36,7 +36,8 @@ import envs  # noqa: E402, F401
 from envs.tooluse.calls import format_tool_call  # noqa: E402
 from envs.tooluse.mathtools import make_tools  # noqa: E402
 from envs.tooluse.sandbox import Sandbox, Toolset  # noqa: E402
-from envs.tooluse.searchqa import SHIPPED_CORPUS, make_search_tools  # noqa: E402
+from envs.tooluse.searchqa import SHIPPED_CORPUS  # noqa: E402
+from envs.tooluse.searchtool import make_search_tools  # noqa: E402
 from envs.tooluse.toolmath import CHECKER_TOOLSET, MATH_TOOLSET  # noqa: E402
 
 
@@ -61,7 +62,7 @@ def main() -> None:
 
     add = make_tools()["add"]
     search_toolset = Toolset(
-        "envs.tooluse.searchqa:make_search_tools", {"corpus_path": str(SHIPPED_CORPUS)}
+        "envs.tooluse.searchtool:make_search_tools", {"corpus_path": str(SHIPPED_CORPUS)}
     )
     search = make_search_tools(str(SHIPPED_CORPUS))["search"]
     sandbox = Sandbox(preload=(MATH_TOOLSET, search_toolset))

@@ -3,7 +3,9 @@
 The trainer's periodic evaluation and the study's final evaluation share this:
 the panel's tasks that the env plays (``env_kwargs`` may narrow a split, as
 ToolMath's ``levels`` does) in panel order, each with its panel reset seed,
-the pure student acting at the evaluation temperature.
+the pure student acting at the evaluation temperature. Episodes are played by the
+``RolloutCollector`` (not ``envs.evaluation``'s loop), so the student acts exactly as in
+training rollouts; the figures are ``envs.evaluation``'s.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from distill.rollout import Rollout, RolloutCollector, RolloutRequest, score_with_teacher
-from envs.evaluation import panel_tasks
+from envs.evaluation import panel_tasks, success_and_score
 from envs.multiagent.selectors import FixedSelector
 from envs.panels import Panel, load_panel
 
@@ -124,13 +126,10 @@ def play_panel(
 
 
 def summarise_rollouts(rollouts: Sequence[Rollout]) -> dict[str, float]:
-    """SR and Score (percent) and the episode count."""
-    n = max(len(rollouts), 1)
-    return {
-        "sr": 100.0 * sum(r.won for r in rollouts) / n,
-        "score": 100.0 * sum(r.score for r in rollouts) / n,
-        "episodes": len(rollouts),
-    }
+    """SR and Score (percent, as ``envs.evaluation.summarise`` computes them) and the
+    episode count."""
+    sr, score = success_and_score([r.won for r in rollouts], [r.score for r in rollouts])
+    return {"sr": sr, "score": score, "episodes": len(rollouts)}
 
 
 def per_turn_kl(teacher: Any, rollouts: Sequence[Rollout]) -> list[dict[str, float]]:

@@ -10,6 +10,12 @@ reward and info. ``score_with_teacher`` then fills the teacher's log-probs of
 the student's tokens, a whole trajectory per forward pass where prompts
 extend each other.
 
+This is not ``envs.evaluation``'s episode loop, because it must differ: it steps a
+whole wave of episodes at once through an ``EnvPool`` (worker processes, a failing
+env ending only its own episode), several actors share each episode's
+``EpisodeState`` under a selector, and every turn keeps its token ids and
+log-probs, where the evaluation loop asks one ``Agent`` to act on plain envs.
+
 Actors are language-model agents (``agents.HFAgent``: anything with
 ``take_turns(states, seeds=)``) or scripted: ``ExpertTurns`` (the env's
 oracle, ``info["expert_action"]``) and ``ReplayTurns`` (a fixed action list,

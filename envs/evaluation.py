@@ -5,7 +5,13 @@ tasks in order with the panel's seeds and returns per-episode results;
 ``evaluate_panel_batched`` plays them several at a time, one env per slot,
 with one ``agent.act_batch`` call per round (language models generate for all
 slots at once); ``summarise`` turns results into the protocol's figures (spec
-section 6): Success Rate (fraction won) and Score (mean final score x 100).
+section 6): Success Rate (fraction won) and Score (mean final score x 100),
+computed by ``success_and_score``, which the distillation layer's summaries use too.
+
+The three share one loop (``_play``) and its bookkeeping (``_Episode``); they
+differ only in how the agent is asked for actions: ``act`` on one env, or
+``act_batch`` over slots. The distillation layer's ``RolloutCollector`` has a
+loop of its own (its module docstring says why).
 
 Every loop takes an optional ``on_turn`` callback, called after each
 ``env.step`` with a :class:`TurnEvent`: what the env answered, plus what the
@@ -34,6 +40,7 @@ __all__ = [
     "evaluate_panel_batched",
     "panel_tasks",
     "play_episode",
+    "success_and_score",
     "summarise",
     "supports_batched",
 ]
@@ -95,53 +102,10 @@ def play_episode(
     on_turn: Callable[[TurnEvent], None] | None = None,
 ) -> EpisodeResult:
     """Play ``task_id`` with ``agent`` until the episode terminates or is truncated."""
-    started = time.perf_counter()
-    observation, info = env.reset(seed=seed, options={"task_id": task_id})
-    env_s = time.perf_counter() - started
-    step_s = 0.0
-    agent.reset(info["task"], info)
-    turns = invalid = 0
-    terminated = truncated = False
-    while not (terminated or truncated):
-        action = agent.act(observation, info)
-        step_started = time.perf_counter()
-        observation, reward, terminated, truncated, info = env.step(action)
-        elapsed = time.perf_counter() - step_started
-        env_s += elapsed
-        step_s += elapsed
-        turns += 1
-        invalid += bool(info["invalid_action"])
-        if on_turn is not None:
-            on_turn(
-                TurnEvent(
-                    env_id=env_id,
-                    task_id=task_id,
-                    seed=seed,
-                    episode=episode,
-                    turn=turns,
-                    action=action,
-                    observation=observation,
-                    reward=float(reward),
-                    info=info,
-                    terminated=bool(terminated),
-                    truncated=bool(truncated),
-                    agent_turn=getattr(agent, "last_turn", None),
-                )
-            )
-    return EpisodeResult(
-        env_id=env_id,
-        task_id=task_id,
-        seed=seed,
-        turns=turns,
-        score=float(info["score"]),
-        won=bool(info["won"]),
-        invalid_actions=invalid,
-        wall_s=time.perf_counter() - started,
-        env_s=env_s,
-        step_s=step_s,
-        truncated=bool(truncated and not terminated),
-        error=info.get("error"),
+    (result,) = _play_one_at_a_time(
+        env, agent, [(episode, task_id)], env_id=env_id, seed_for=lambda _: seed, on_turn=on_turn
     )
+    return result
 
 
 def panel_tasks(
@@ -169,38 +133,15 @@ def evaluate_panel(
     ToolMath with ``levels``); other panel tasks are skipped, and the rest keep
     their panel positions' seeds.
     """
-    results = []
-    for index, task_id in panel_tasks(panel, limit, playable):
-        result = play_episode(
-            env,
-            agent,
-            task_id=task_id,
-            seed=panel.seed_for(index),
-            env_id=panel.env_id,
-            episode=index,
-            on_turn=on_turn,
-        )
-        results.append(result)
-        if on_episode is not None:
-            on_episode(result)
-    return results
-
-
-@dataclass
-class _Slot:
-    """An env of the batched loop and the episode it is playing."""
-
-    env: gym.Env
-    index: int = -1  # the episode's position in the panel; -1 when idle
-    task_id: str = ""
-    seed: int = 0
-    observation: str = ""
-    info: dict[str, Any] | None = None
-    turns: int = 0
-    invalid: int = 0
-    started: float = 0.0
-    env_s: float = 0.0
-    step_s: float = 0.0
+    return _play_one_at_a_time(
+        env,
+        agent,
+        panel_tasks(panel, limit, playable),
+        env_id=panel.env_id,
+        seed_for=panel.seed_for,
+        on_episode=on_episode,
+        on_turn=on_turn,
+    )
 
 
 def supports_batched(agent: Any) -> bool:
@@ -236,82 +177,186 @@ def evaluate_panel_batched(
             f"{type(agent).__name__}.act_batch(observations, infos, slots=...) is needed to play "
             "several episodes at once; play them one at a time instead (evaluate_panel)"
         )
-    tasks = panel_tasks(panel, limit, playable)
-    queue = iter(tasks)
-    slots = [_Slot(env) for env in envs]
-    results: dict[int, EpisodeResult] = {}
 
-    def start(slot: _Slot) -> None:
-        entry = next(queue, None)
-        if entry is None:
-            slot.index = -1
-            return
-        slot.index, slot.task_id = entry
-        slot.seed = panel.seed_for(slot.index)
-        slot.started = time.perf_counter()
-        slot.observation, slot.info = slot.env.reset(
-            seed=slot.seed, options={"task_id": slot.task_id}
-        )
-        slot.env_s = time.perf_counter() - slot.started
-        slot.step_s, slot.turns, slot.invalid = 0.0, 0, 0
-
-    for slot in slots:
-        start(slot)
-    while True:
-        busy = [k for k, slot in enumerate(slots) if slot.index >= 0]
-        if not busy:
-            break
+    def act(busy: list[int], episodes: list[_Episode]) -> Iterable[tuple[str, Any]]:
         actions = agent.act_batch(
-            [slots[k].observation for k in busy], [slots[k].info for k in busy], slots=busy
+            [e.observation for e in episodes], [e.info for e in episodes], slots=busy
         )
         reports = getattr(agent, "last_turns", None) or [None] * len(busy)
-        for k, action, report in zip(busy, actions, reports):
-            slot = slots[k]
-            step_started = time.perf_counter()
-            observation, reward, terminated, truncated, info = slot.env.step(action)
-            elapsed = time.perf_counter() - step_started
-            slot.env_s += elapsed
-            slot.step_s += elapsed
-            slot.turns += 1
-            slot.invalid += bool(info["invalid_action"])
-            slot.observation, slot.info = observation, info
+        return zip(actions, reports)
+
+    return _play(
+        envs,
+        panel_tasks(panel, limit, playable),
+        env_id=panel.env_id,
+        seed_for=panel.seed_for,
+        act=act,
+        on_episode=on_episode,
+        on_turn=on_turn,
+    )
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Episode:
+    """An env of the loop and the episode it is playing: what is counted and timed."""
+
+    env: gym.Env
+    index: int = -1  # the episode's position in the panel; -1 when idle
+    task_id: str = ""
+    seed: int = 0
+    observation: str = ""
+    info: dict[str, Any] | None = None
+    turns: int = 0
+    invalid: int = 0
+    started: float = 0.0
+    env_s: float = 0.0
+    step_s: float = 0.0
+
+    def start(self, index: int, task_id: str, seed: int) -> None:
+        self.index, self.task_id, self.seed = index, task_id, seed
+        self.started = time.perf_counter()
+        self.observation, self.info = self.env.reset(seed=seed, options={"task_id": task_id})
+        self.env_s = time.perf_counter() - self.started
+        self.step_s, self.turns, self.invalid = 0.0, 0, 0
+
+    def step(self, action: str) -> tuple[float, bool, bool]:
+        """Step the env; (reward, terminated, truncated), with the new observation kept."""
+        step_started = time.perf_counter()
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        elapsed = time.perf_counter() - step_started
+        self.env_s += elapsed
+        self.step_s += elapsed
+        self.turns += 1
+        self.invalid += bool(info["invalid_action"])
+        self.observation, self.info = observation, info
+        return float(reward), bool(terminated), bool(truncated)
+
+    def result(self, env_id: str, terminated: bool, truncated: bool) -> EpisodeResult:
+        assert self.info is not None
+        return EpisodeResult(
+            env_id=env_id,
+            task_id=self.task_id,
+            seed=self.seed,
+            turns=self.turns,
+            score=float(self.info["score"]),
+            won=bool(self.info["won"]),
+            invalid_actions=self.invalid,
+            wall_s=time.perf_counter() - self.started,
+            env_s=self.env_s,
+            step_s=self.step_s,
+            truncated=bool(truncated and not terminated),
+            error=self.info.get("error"),
+        )
+
+
+def _play(
+    envs: Sequence[gym.Env],
+    tasks: list[tuple[int, str]],
+    *,
+    env_id: str,
+    seed_for: Callable[[int], int],
+    act: Callable[[list[int], list[_Episode]], Iterable[tuple[str, Any]]],
+    on_start: Callable[[_Episode], None] | None = None,
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_turn: Callable[[TurnEvent], None] | None = None,
+) -> list[EpisodeResult]:
+    """Play ``tasks`` ((position, task id), in order) on ``envs``; results in task order.
+
+    Each round, ``act(busy, episodes)`` gives (action, agent report) for every busy env;
+    each env is stepped in turn, and an env whose episode ended takes the next task
+    (``on_start`` is called after each reset).
+    """
+    queue = iter(tasks)
+    episodes = [_Episode(env) for env in envs]
+    results: dict[int, EpisodeResult] = {}
+
+    def start(episode: _Episode) -> None:
+        entry = next(queue, None)
+        if entry is None:
+            episode.index = -1
+            return
+        episode.start(entry[0], entry[1], seed_for(entry[0]))
+        if on_start is not None:
+            on_start(episode)
+
+    for episode in episodes:
+        start(episode)
+    while True:
+        busy = [k for k, episode in enumerate(episodes) if episode.index >= 0]
+        if not busy:
+            break
+        for k, (action, report) in zip(busy, act(busy, [episodes[k] for k in busy])):
+            episode = episodes[k]
+            reward, terminated, truncated = episode.step(action)
             if on_turn is not None:
                 on_turn(
                     TurnEvent(
-                        env_id=panel.env_id,
-                        task_id=slot.task_id,
-                        seed=slot.seed,
-                        episode=slot.index,
-                        turn=slot.turns,
+                        env_id=env_id,
+                        task_id=episode.task_id,
+                        seed=episode.seed,
+                        episode=episode.index,
+                        turn=episode.turns,
                         action=action,
-                        observation=observation,
-                        reward=float(reward),
-                        info=info,
-                        terminated=bool(terminated),
-                        truncated=bool(truncated),
+                        observation=episode.observation,
+                        reward=reward,
+                        info=episode.info or {},
+                        terminated=terminated,
+                        truncated=truncated,
                         agent_turn=report,
                     )
                 )
             if terminated or truncated:
-                result = EpisodeResult(
-                    env_id=panel.env_id,
-                    task_id=slot.task_id,
-                    seed=slot.seed,
-                    turns=slot.turns,
-                    score=float(info["score"]),
-                    won=bool(info["won"]),
-                    invalid_actions=slot.invalid,
-                    wall_s=time.perf_counter() - slot.started,
-                    env_s=slot.env_s,
-                    step_s=slot.step_s,
-                    truncated=bool(truncated and not terminated),
-                    error=info.get("error"),
-                )
-                results[slot.index] = result
+                result = episode.result(env_id, terminated, truncated)
+                results[episode.index] = result
                 if on_episode is not None:
                     on_episode(result)
-                start(slot)
+                start(episode)
     return [results[index] for index, _ in tasks]
+
+
+def _play_one_at_a_time(
+    env: gym.Env,
+    agent: Any,
+    tasks: list[tuple[int, str]],
+    *,
+    env_id: str,
+    seed_for: Callable[[int], int],
+    on_episode: Callable[[EpisodeResult], None] | None = None,
+    on_turn: Callable[[TurnEvent], None] | None = None,
+) -> list[EpisodeResult]:
+    """``_play`` on one env with an ``Agent`` (``reset`` after each env reset, then ``act``)."""
+
+    def act(busy: list[int], episodes: list[_Episode]) -> list[tuple[str, Any]]:
+        (episode,) = episodes
+        action = agent.act(episode.observation, episode.info)
+        return [(action, getattr(agent, "last_turn", None))]
+
+    def reset_agent(episode: _Episode) -> None:
+        assert episode.info is not None
+        agent.reset(episode.info["task"], episode.info)
+
+    return _play(
+        [env],
+        tasks,
+        env_id=env_id,
+        seed_for=seed_for,
+        act=act,
+        on_start=reset_agent,
+        on_episode=on_episode,
+        on_turn=on_turn,
+    )
+
+
+def success_and_score(won: Sequence[bool], scores: Sequence[float]) -> tuple[float, float]:
+    """The protocol's two figures, in percent: Success Rate (the fraction of episodes won
+    x 100) and Score (the mean final score x 100); (0.0, 0.0) for no episodes."""
+    if len(won) != len(scores):
+        raise ValueError("success_and_score: one score per episode")
+    n = max(len(won), 1)
+    return 100.0 * sum(bool(w) for w in won) / n, 100.0 * sum(scores) / n
 
 
 def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
@@ -320,26 +365,22 @@ def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
     n = len(results)
     if n == 0:
         return {"episodes": 0}
-    wins = [float(r.won) for r in results]
-    scores = [100.0 * r.score for r in results]
+    sr, score = success_and_score([r.won for r in results], [r.score for r in results])
     steps = sum(r.turns for r in results)
     step_s = sum(r.step_s for r in results)
 
-    def mean_ci(values: list[float]) -> tuple[float, float]:
-        mean = sum(values) / n
+    def ci95(values: list[float], mean: float) -> float:
         if n < 2:
-            return mean, float("nan")
+            return float("nan")
         variance = sum((v - mean) ** 2 for v in values) / (n - 1)
-        return mean, 1.96 * math.sqrt(variance / n)
+        return 1.96 * math.sqrt(variance / n)
 
-    sr, sr_ci = mean_ci([100.0 * w for w in wins])
-    score, score_ci = mean_ci(scores)
     return {
         "episodes": n,
         "success_rate": sr,
-        "success_rate_ci95": sr_ci,
+        "success_rate_ci95": ci95([100.0 * r.won for r in results], sr),
         "score": score,
-        "score_ci95": score_ci,
+        "score_ci95": ci95([100.0 * r.score for r in results], score),
         "mean_turns": steps / n,
         "steps": steps,
         "invalid_action_rate": sum(r.invalid_actions for r in results) / max(steps, 1),

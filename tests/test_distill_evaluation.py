@@ -6,6 +6,7 @@ import pytest
 
 from distill.evaluation import panel_requests, per_turn_kl, summarise_rollouts
 from distill.rollout import Rollout, Turn
+from envs.evaluation import EpisodeResult, success_and_score, summarise
 from envs.panels import Panel
 from tests.builders import make_turn
 
@@ -66,3 +67,19 @@ def test_per_turn_kl_skips_turns_without_student_logprobs() -> None:
     scripted = Rollout("E", "t", 0, 0, turns=[turn([-1.0], actor="expert"), turn([-3.0])])
     scripted.turns[0].sample_logprobs = None
     assert per_turn_kl(FixedTeacher(), [scripted]) == [{"turn": 1, "kl": -2.0, "episodes": 1}]
+
+
+def test_rollout_summaries_and_benchmark_summaries_give_the_same_figures() -> None:
+    outcomes = [(False, 0.1), (False, 0.2), (True, 1.0), (False, 0.7), (True, 1.0)]
+    rollouts = [Rollout("E", f"t{i}", i, 0, won=w, score=s) for i, (w, s) in enumerate(outcomes)]
+    results = [
+        EpisodeResult("E", f"t{i}", i, 1, s, w, 0, 1.0, 0.5, 0.25, False)
+        for i, (w, s) in enumerate(outcomes)
+    ]
+    for k in range(1, len(outcomes) + 1):
+        mine, theirs = summarise_rollouts(rollouts[:k]), summarise(results[:k])
+        assert (mine["sr"], mine["score"]) == (theirs["success_rate"], theirs["score"])
+    assert summarise_rollouts(rollouts)["sr"] == 40.0
+    assert summarise_rollouts([]) == {"sr": 0.0, "score": 0.0, "episodes": 0}
+    with pytest.raises(ValueError, match="one score per episode"):
+        success_and_score([True], [])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import logging
 import os
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -147,6 +151,100 @@ def test_scoring_rejects_bad_input(pair) -> None:
         SamplingParams(temperature=-1)
     with pytest.raises(ValueError, match="mode"):
         HFAgent(model, tokenizer, mode="beam")
+
+
+def test_score_segments_is_the_public_scoring_entry_point(pair) -> None:
+    model, tokenizer = pair
+    agent = HFAgent(model, tokenizer)
+    prompt, completion = [5, 6, 7, 8], [9, 10, 11]
+    ((values,),) = agent.score_segments([prompt + completion], [[(4, 3)]])
+    assert close(values, reference_logprobs(model, prompt, completion))
+    ((ranked,),) = agent.score_segments([prompt + completion], [[(4, 3)]], top_n=2)
+    assert close([v for v, _, _ in ranked], values)
+    for value, rank, top in ranked:
+        assert rank >= 1 and len(top) == 2 and max(top.values()) >= value - TOLERANCE
+    with pytest.raises(ValueError, match="segment"):
+        agent.score_segments([[5, 6, 7]], [[(0, 2)]])  # the first token has no context
+    with pytest.raises(ValueError, match="segment"):
+        agent.score_segments([[5, 6, 7]], [[(2, 5)]])
+    with pytest.raises(ValueError, match="top_n"):
+        agent.score_segments([[5, 6, 7]], [[(1, 2)]], top_n=-1)
+
+
+@dataclasses.dataclass
+class PastKeyValuesOutput:
+    logits: torch.Tensor
+    past_key_values: object = None
+
+
+class PastKeyValuesModel(torch.nn.Module):
+    """A model whose forward speaks the older API: ``past_key_values`` in and out."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config, self.generation_config = inner.config, inner.generation_config
+        self.caches_passed = 0
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.inner.get_input_embeddings()
+
+    def forward(
+        self,
+        input_ids,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        use_cache=None,
+        logits_to_keep=0,
+    ) -> PastKeyValuesOutput:
+        self.caches_passed += past_key_values is not None
+        output = self.inner(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=past_key_values,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+        )
+        return PastKeyValuesOutput(output.logits, output.cache if use_cache else None)
+
+
+def test_model_calls_use_the_forwards_own_cache_argument(pair, caplog) -> None:
+    """The current API (``cache``) where the model has it, with no deprecation warning;
+    ``past_key_values`` for a model that names its forward's argument so; same results."""
+    model, tokenizer = pair
+    if "cache" not in inspect.signature(model.forward).parameters:
+        pytest.skip("this transformers version names the cache past_key_values only")
+    current = HFAgent(model, tokenizer, temperature=0, max_new_tokens=6)
+    assert current.lm.cache_argument == "cache"
+    prompts = random_prompts(3, seed=7)
+    completions = random_prompts(3, seed=8, low=1, high=6)
+    actions = [["go north", "look"], ["take key"], ["open door", "inventory"]]
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error", FutureWarning)
+        logging.getLogger("transformers").addHandler(caplog.handler)
+        try:
+            expected = (
+                current.generate(prompts),
+                current.logprobs(prompts, completions),
+                current.rank_actions(prompts, actions),
+            )
+        finally:
+            logging.getLogger("transformers").removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
+    older = PastKeyValuesModel(model)
+    agent = HFAgent(older, tokenizer, temperature=0, max_new_tokens=6)
+    assert agent.lm.cache_argument == "past_key_values"
+    generated = agent.generate(prompts)
+    assert older.caches_passed > 0
+    for got, want in zip(generated, expected[0]):
+        assert got.token_ids == want.token_ids and close(got.logprobs, want.logprobs)
+    for got, want in zip(agent.logprobs(prompts, completions), expected[1]):
+        assert close(got, want)
+    for got, want in zip(agent.rank_actions(prompts, actions), expected[2]):
+        assert [ids for _, ids, _ in got] == [ids for _, ids, _ in want]
+        assert close([score for score, _, _ in got], [score for score, _, _ in want])
 
 
 class CountingRoom:

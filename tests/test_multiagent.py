@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
@@ -159,3 +162,24 @@ def test_env_pool_steps_envs_independently_and_reports_worker_errors() -> None:
         assert pool.step({0: "look"})[0][4]["turn"] == 1
     with pytest.raises(IndexError):
         EnvPool(env_id, 1, mode="sync").step({3: "look"})
+
+
+def test_selectors_and_the_distillation_layer_import_without_pettingzoo() -> None:
+    # A fresh interpreter, since this test module itself imports PettingZoo.
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import envs.multiagent.selectors\n"
+        "assert 'pettingzoo' not in sys.modules, 'selectors loaded pettingzoo'\n"
+        "import distill\n"
+        "for info in pkgutil.walk_packages(distill.__path__, 'distill.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "    assert 'pettingzoo' not in sys.modules, info.name + ' loaded pettingzoo'\n"
+        "import envs.multiagent\n"
+        "assert 'pettingzoo' not in sys.modules, 'envs.multiagent loaded pettingzoo'\n"
+        "envs.multiagent.SharedControlEnv\n"
+        "assert 'pettingzoo' in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

@@ -18,6 +18,7 @@ from agents.scripted import RandomAgent
 from envs.panels import default_panel
 from envs.tooluse import functioncall, searchqa, toolmath
 from envs.tooluse.calls import format_tool_call, format_tool_calls
+from envs.tooluse.generators import functioncall as functioncall_tasks
 from envs.tooluse.mathtools import MATH_TOOL_NAMES
 from envs.tooluse.tasks import DATA_DIR, TaskFileError, load_bfcl, load_task_file
 
@@ -716,7 +717,7 @@ def test_splits_are_disjoint_as_documented() -> None:
     levels = {t["meta"]["steps"] for t in load("toolmath", "test")}
     assert levels == set(range(2, 9))
     train_text = " ".join(t["question"] for t in load("functioncall", "train"))
-    for city in functioncall._CITIES["test"]:
+    for city in functioncall_tasks._CITIES["test"]:
         assert city not in train_text
     train_questions = {t["question"] for t in load("searchqa", "train")}
     assert not train_questions & {t["question"] for t in load("searchqa", "test")}

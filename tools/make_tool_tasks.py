@@ -37,8 +37,14 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
 
 from envs.fileio import atomic_write_json  # noqa: E402
 from envs.panels import Panel, panel_path  # noqa: E402
-from envs.tooluse import functioncall, searchqa, toolmath  # noqa: E402
+from envs.tooluse import toolmath  # noqa: E402
+from envs.tooluse.apitools import API_SCHEMAS  # noqa: E402
+from envs.tooluse.generators import functioncall as functioncall_tasks  # noqa: E402
+from envs.tooluse.generators import searchqa as searchqa_tasks  # noqa: E402
+from envs.tooluse.generators import toolmath as toolmath_tasks  # noqa: E402
 from envs.tooluse.mathtools import MATH_TOOL_NAMES  # noqa: E402
+from envs.tooluse.searchqa import SHIPPED_CORPUS  # noqa: E402
+from envs.tooluse.searchtool import SEARCH_TOOL  # noqa: E402
 from envs.tooluse.tasks import (  # noqa: E402
     DATA_DIR,
     TASK_FILE_FORMAT,
@@ -58,14 +64,14 @@ SHIPPED_COUNTS: dict[str, dict[str, int]] = {
 }
 ENV_IDS = {"toolmath": "ToolMath-v0", "functioncall": "FunctionCall-v0", "searchqa": "SearchQA-v0"}
 GENERATORS = {
-    "toolmath": toolmath.generate_tasks,
-    "functioncall": functioncall.generate_tasks,
-    "searchqa": searchqa.generate_tasks,
+    "toolmath": toolmath_tasks.generate_tasks,
+    "functioncall": functioncall_tasks.generate_tasks,
+    "searchqa": searchqa_tasks.generate_tasks,
 }
 BUILTIN_TOOLS = {
     "toolmath": (toolmath.BUILTIN_TOOLS, MATH_TOOL_NAMES),
-    "functioncall": (functioncall.API_SCHEMAS, ()),
-    "searchqa": ({"search": searchqa.SEARCH_TOOL}, ("search",)),
+    "functioncall": (API_SCHEMAS, ()),
+    "searchqa": ({"search": SEARCH_TOOL}, ("search",)),
 }
 
 
@@ -101,7 +107,7 @@ def shipped_files() -> dict[Path, Any]:
                     default=split == "test",
                 )
                 files[panel_path(env_id, panel.name)] = panel.to_dict()
-    files[searchqa.SHIPPED_CORPUS] = searchqa.corpus_file_data(SEED)
+    files[SHIPPED_CORPUS] = searchqa_tasks.corpus_file_data(SEED)
     return files
 
 
@@ -158,7 +164,7 @@ def command_convert_bfcl(args: argparse.Namespace) -> int:
 
 def command_convert_qa(args: argparse.Namespace) -> int:
     try:
-        tasks, documents = load_hotpot(args.questions, search_tools=[searchqa.SEARCH_TOOL])
+        tasks, documents = load_hotpot(args.questions, search_tools=[SEARCH_TOOL])
     except TaskFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -172,8 +172,8 @@ class ModelServer:
             by_top.setdefault(job.payload[2], []).append(job)
         for top_n, jobs in by_top.items():
             try:
-                results = self.agent._score(
-                    [job.payload[0] for job in jobs], [job.payload[1] for job in jobs], top_n
+                results = self.agent.score_segments(
+                    [job.payload[0] for job in jobs], [job.payload[1] for job in jobs], top_n=top_n
                 )
                 for job, result in zip(jobs, results):
                     job.future.set_result(result)

@@ -6,11 +6,16 @@
 * selectors (``BernoulliSelector``, ``PrefixSelector``, ``RoundRobinSelector``,
   ``FixedSelector``): the one implementation of "who acts", also used by
   the distillation layer without PettingZoo.
+
+The two PettingZoo envs are imported on first use, so ``import envs.multiagent.selectors``
+(and with it the distillation layer) never loads PettingZoo.
 """
 
 from __future__ import annotations
 
-from envs.multiagent.parallel import MultiTaskParallelEnv
+import importlib
+from typing import Any
+
 from envs.multiagent.selectors import (
     DEFAULT_AGENTS,
     BernoulliSelector,
@@ -19,7 +24,20 @@ from envs.multiagent.selectors import (
     RoundRobinSelector,
     Selector,
 )
-from envs.multiagent.shared_control import SharedControlEnv
+
+_LAZY: dict[str, str] = {
+    "MultiTaskParallelEnv": "envs.multiagent.parallel",
+    "SharedControlEnv": "envs.multiagent.shared_control",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'envs.multiagent' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_AGENTS",

@@ -25,6 +25,10 @@ Contract:
 
 ``reset(options=...)`` passes ``task_id`` to the underlying env and ignores
 other keys (PettingZoo's API test sends arbitrary options).
+
+It plays no episodes itself, so it shares no loop with ``envs.evaluation`` or the
+distillation layer's ``RolloutCollector``: under PettingZoo's API the caller's
+``agent_iter`` loop plays, and this env only steps and says who acts next.
 """
 
 from __future__ import annotations
