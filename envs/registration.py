@@ -76,6 +76,12 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         entry_point="envs.tooluse.searchqa:SearchQAEnv",
         max_episode_steps=8,
     ),
+    # A controlled env for the distillation study: 20 obstacles in 30 turns (docs/study.md).
+    EnvEntry(
+        id="Pitfall-v0",
+        entry_point="envs.pitfall.env:PitfallEnv",
+        max_episode_steps=30,
+    ),
 )
 
 
