@@ -5,6 +5,7 @@
     python tools/study.py --preset smoke --out /tmp/s  # every stage in a minute (the test suite's)
     python tools/study.py --preset gpu --device cuda   # the larger preset
     python tools/study.py --preset cpu --report-only   # tables and plots from what is there
+    python tools/study.py --preset pitfall             # the Pitfall study (kind: pitfall)
 
 Presets live in ``configs/study/`` (``distill/study/presets.py`` documents
 the format). Every stage writes its files under ``--out`` and is skipped
@@ -78,32 +79,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def write_docs(page: Path, table: str, plots: list[Path], out: Path, command: str) -> None:
-    """Replace the block between the markers of ``page`` with the tables and the plots."""
+def write_docs(
+    page: Path,
+    table: str,
+    plots: list[Path],
+    out: Path,
+    command: str,
+    *,
+    markers: tuple[str, str] = (BEGIN, END),
+    folder: str | None = None,
+) -> None:
+    """Replace the block between the ``markers`` of ``page`` with the tables and the plots
+    (copied, with ``results.json``, into ``<page stem>/`` or ``<page stem>/<folder>/``)."""
     from envs.fileio import atomic_write_text
 
-    figures = page.parent / page.stem
+    begin, end = markers
+    relative = page.stem if folder is None else f"{page.stem}/{folder}"
+    figures = page.parent / relative
     figures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "results.json", figures / "results.json")
-    images = [f"Raw results: [{page.stem}/results.json]({page.stem}/results.json).", ""]
+    images = [f"Raw results: [{relative}/results.json]({relative}/results.json).", ""]
     for plot in plots:
         shutil.copyfile(plot, figures / plot.name)
-        images.append(f"![{plot.stem}]({page.stem}/{plot.name})")
+        images.append(f"![{plot.stem}]({relative}/{plot.name})")
     block = "\n".join(
         [
-            BEGIN,
+            begin,
             f"<!-- written by: {command} (results in {_shown(out)}) -->",
             "",
             table,
             *images,
-            END,
+            end,
         ]
     )
-    text = page.read_text() if page.is_file() else f"# Study\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"{page} lacks the {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    text = page.read_text() if page.is_file() else f"# Study\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        raise ValueError(f"{page} lacks the {begin} ... {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
     atomic_write_text(page, head + block + tail)
 
 
@@ -117,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: --device: {problem}", file=sys.stderr)
         return 2
+    from distill.study.pitfall import is_pitfall_preset
+
+    if is_pitfall_preset(args.preset):
+        return main_pitfall(args)
     try:
         import_modules(args.imports)
         preset = load_preset(args.preset)
@@ -178,6 +195,60 @@ def main(argv: list[str] | None = None) -> int:
         )
         command += f" --jobs {jobs}" if jobs > 1 else ""
         write_docs(args.docs, header + table, plots, out, command)
+    print(header + table)
+    print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
+    print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+PITFALL_MARKERS = ("<!-- pitfall:begin -->", "<!-- pitfall:end -->")
+
+
+def main_pitfall(args: argparse.Namespace) -> int:
+    """A ``kind: pitfall`` preset: MLP policies on the vectorised Pitfall-v0 (CPU, one thread);
+    ``--docs`` fills the page's ``<!-- pitfall:begin -->`` block (plots in ``<stem>/pitfall/``)."""
+    from distill.study.pitfall import gather, load_pitfall_preset, run_pitfall
+    from distill.study.pitfall_report import markdown, plots
+    from envs.fileio import atomic_write_text
+
+    if args.jobs != 1 or args.device != "cpu":
+        print("error: a pitfall preset runs on one CPU thread (no --jobs, no --device)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        preset = load_pitfall_preset(args.preset)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or ROOT / "runs" / f"study-{preset.name}"
+    started = time.perf_counter()
+    if args.report_only:
+        results = gather(preset, out)
+        if not results["units"]:
+            print(f"error: {out} holds no unit of preset {preset.name!r}; run it first",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    else:
+        calls = _begin_call(out, 1)
+        finished = False
+        try:
+            results = run_pitfall(preset, out, progress=not args.quiet)
+            finished = True
+        finally:
+            _end_call(out, calls, time.perf_counter() - started, finished)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, one torch thread"
+    header = (
+        f"Preset `{preset.name}` ({_shown(preset.source)}): {len(preset.seeds)} seeds per cell, "
+        f"{preset.panels['test']} held-out contexts; machine: {machine}; the units' compute "
+        f"{results['seconds'] / 60:.1f} min{_elapsed(_read_calls(out))}.\n\n"
+    )
+    table = markdown(results, preset.students)
+    atomic_write_text(out / "summary.md", header + table)
+    paths = plots(results, out / "plots")
+    if args.docs:
+        command = f"python tools/study.py --preset {args.preset}"
+        write_docs(args.docs, header + table, paths, out, command, markers=PITFALL_MARKERS,
+                   folder="pitfall")  # fmt: skip
     print(header + table)
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
     print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
