@@ -15,7 +15,8 @@ A Pitfall preset is a YAML file in ``configs/study/`` with ``kind: pitfall``::
     train: {steps: 80, episodes: 16, probe_every: 10, pool: 5000}
     panels: {dev: 200, test: 1000}            # first N contexts of Pitfall-v0's dev / test
     mentor: {length: 10, max_turns: 12, steps: 80, groups: 4, group_size: 8, attempts: 4,
-             teacher: T1, student: small, pool: 256, arms: [...]}   # or null: no MENTOR arms
+             teacher: T1, student: small, pool: 256, seeds: 50,
+             arms: [...]}   # or null: no MENTOR arms (seeds: default the study's)
 
 Every unit of work (a teacher, a warm start, a learning-rate trial, a run)
 writes one JSON file under ``<out>/units/`` atomically (models under
@@ -108,11 +109,14 @@ def load_pitfall_preset(name_or_path: str | Path) -> PitfallPreset:
         if bad:
             raise ValueError(f"{where}: mentor.arms {bad} unknown; choose from {list(MENTOR_ARMS)}")
         mentor.setdefault("arms", list(MENTOR_ARMS))
+        mentor["seeds"] = int(mentor.get("seeds", data.get("seeds", 10)))
+        if not 1 <= mentor["seeds"] <= _LR_SEED_BASE:
+            raise ValueError(f"{where}: mentor.seeds must be 1 to {_LR_SEED_BASE}")
     teachers = {str(k): float(v) for k, v in _need(data, "teachers", dict, where).items()}
     students = {str(k): int(v) for k, v in _need(data, "students", dict, where).items()}
     seeds, lr_seeds = int(data.get("seeds", 10)), int(data.get("lr_seeds", 3))
-    if seeds < 1 or lr_seeds < 1:
-        raise ValueError(f"{where}: seeds and lr_seeds must be at least 1")
+    if not (1 <= seeds <= _LR_SEED_BASE and lr_seeds >= 1):
+        raise ValueError(f"{where}: seeds must be 1 to {_LR_SEED_BASE}, lr_seeds at least 1")
     return PitfallPreset(
         name=str(data.get("name", path.stem)),
         source=where,
@@ -149,7 +153,7 @@ def plan(preset: PitfallPreset) -> list[Unit]:
     units = [Unit(f"teacher-{t}", "teacher", {"teacher": t}, 2.0) for t in preset.teachers]
     every_seed = preset.seeds + preset.lr_seeds
     units += [
-        Unit(f"warm-{c}-{s}", "warm", {"capacity": c, "seed": s}, 2.0)
+        Unit(f"warm-{c}-{s}", "warm", {"capacity": c, "seed": s}, 3.0)
         for c in preset.students
         for s in every_seed
     ]
@@ -169,14 +173,18 @@ def plan(preset: PitfallPreset) -> list[Unit]:
                     for s in preset.lr_seeds
                 ]
                 units += [
-                    Unit(f"run-{t}-{c}-{arm}-{s}", "run", {**base, "seed": s}, run_cost + 0.3)
+                    Unit(f"run-{t}-{c}-{arm}-{s}", "run", {**base, "seed": s}, run_cost + 0.1)
                     for s in preset.seeds
                 ]
     if preset.mentor:
         m = preset.mentor
-        m_cost = m["steps"] * m["groups"] * m["group_size"] / 1600 * 3  # rewards in Python
+        m_cost = m["steps"] * m["groups"] * m["group_size"] / 3200
         units.append(Unit("mentor-refs", "mentor_refs", {}, 1.0))
-        units += [Unit(f"mwarm-{s}", "mentor_warm", {"seed": s}, 1.0) for s in every_seed]
+        mentor_seeds = tuple(range(m["seeds"]))
+        units += [
+            Unit(f"mwarm-{s}", "mentor_warm", {"seed": s}, 2.5)
+            for s in mentor_seeds + preset.lr_seeds
+        ]
         for arm in m["arms"]:
             units += [
                 Unit(
@@ -187,7 +195,7 @@ def plan(preset: PitfallPreset) -> list[Unit]:
             ]
             units += [
                 Unit(f"mrun-{arm}-{s}", "mentor_run", {"arm": arm, "seed": s}, m_cost + 0.2)
-                for s in preset.seeds
+                for s in mentor_seeds
             ]
     return units
 
@@ -415,7 +423,11 @@ def run_pitfall(
         f"Pitfall study '{preset.name}': {len(preset.teachers)} teachers x "
         f"{len(preset.students)} student sizes x {len(preset.arms)} arms x {len(preset.seeds)} "
         f"seeds (+ {len(preset.lrs)} learning rates x {len(preset.lr_seeds)} seeds each on dev)"
-        + (f", {len(preset.mentor['arms'])} MENTOR arms" if preset.mentor else "")
+        + (
+            f", {len(preset.mentor['arms'])} MENTOR arms x {preset.mentor['seeds']} seeds"
+            if preset.mentor
+            else ""
+        )
         + f": {len(units)} units ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
         f"{len(units) - len(todo)} done already, {len(todo)} to run, roughly "
         f"{seconds / 60:.0f} min on one free core."

@@ -103,14 +103,15 @@ def _order(results: dict[str, Any], key: str) -> list[str]:
 def _teacher_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| teacher | DART noise | held-out success (%) | P(expert move), on path | "
-        "P(expert move), off path (pits) | off-path fraction of its own states |",
-        "|---|---|---|---|---|---|",
+        "P(expert move), off path (pits) | P(expert move) on its own states (dev) | "
+        "off-path fraction of its own states |",
+        "|---|---|---|---|---|---|---|",
     ]
     for u in sorted(_units(results, "teacher"), key=lambda u: u["teacher"]):
         lines.append(
             f"| {u['teacher']} | {u['noise']:g} | {100 * u['test_success']:.1f} | "
             f"{u['acc_on_path']:.3f} | {u['acc_off_path']:.3f} | "
-            f"{u['dev_visited']['offpath']:.3f} |"
+            f"{u['dev_visited']['teacher_acc']:.3f} | {u['dev_visited']['offpath']:.3f} |"
         )
     return lines
 
@@ -239,7 +240,8 @@ def _mentor_tables(results: dict[str, Any]) -> list[str]:
     lines = [
         f"Reference tool sets: the teacher's first successful episode per training context "
         f"({100 * refs.get('with_reference', float('nan')):.0f}% of the pool has one); "
-        f"students start at {_cell(_pct([u['warm_dev_success'] for u in warm]))}% dev success.",
+        f"students start at {_cell(_pct([u['warm_dev_success'] for u in warm]))}% dev success; "
+        f"{len(warm)} seeds per arm.",
         "",
         "| arm | held-out success (%) [lr] | mean dev success over training (%) |",
         "|---|---|---|",
