@@ -201,12 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-PITFALL_MARKERS = ("<!-- pitfall:begin -->", "<!-- pitfall:end -->")
-
-
 def main_pitfall(args: argparse.Namespace) -> int:
     """A ``kind: pitfall`` preset: MLP policies on the vectorised Pitfall-v0 (CPU, one thread);
-    ``--docs`` fills the page's ``<!-- pitfall:begin -->`` block (plots in ``<stem>/pitfall/``)."""
+    ``--docs`` fills the page's ``<!-- <preset name>:begin -->`` block (plots and raw results
+    in ``<page stem>/<preset name>/``), so each Pitfall preset has its own block."""
     from distill.study.pitfall import gather, load_pitfall_preset, run_pitfall
     from distill.study.pitfall_report import markdown, plots
     from envs.fileio import atomic_write_text
@@ -247,8 +245,11 @@ def main_pitfall(args: argparse.Namespace) -> int:
     paths = plots(results, out / "plots")
     if args.docs:
         command = f"python tools/study.py --preset {args.preset}"
-        write_docs(args.docs, header + table, paths, out, command, markers=PITFALL_MARKERS,
-                   folder="pitfall")  # fmt: skip
+        markers = (f"<!-- {preset.name}:begin -->", f"<!-- {preset.name}:end -->")
+        # The page's block sits under its own heading: the tables' headings go one level down.
+        nested = header + table.replace("### ", "#### ")
+        write_docs(args.docs, nested, paths, out, command, markers=markers,
+                   folder=preset.name)  # fmt: skip
     print(header + table)
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
     print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")

@@ -462,10 +462,25 @@ def gather(preset: PitfallPreset, out: Path) -> dict[str, Any]:
     missing = 0
     for unit in plan(preset):
         if study.done(unit.key):
-            results["units"][unit.key] = {"kind": unit.kind, **unit.params, **study.read(unit.key)}
+            record = {"kind": unit.kind, **unit.params, **study.read(unit.key)}
+            for point in record.get("curve", [])[1:-1]:
+                point.pop("kl_per_turn", None)  # the report reads it at the start and the end
+            results["units"][unit.key] = record
         else:
             missing += 1
     results["missing_units"] = missing
     results["seconds"] = sum(u.get("seconds", 0.0) for u in results["units"].values())
+    results = _rounded(results)
     atomic_write_text(out / "results.json", json.dumps(results, sort_keys=True) + "\n")
     return results
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 5 significant digits (the tables show 3): a results file half the size."""
+    if isinstance(value, float):
+        return float(f"{value:.5g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
