@@ -35,7 +35,9 @@ def smoke(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("pitfall")
     page = out / "page.md"
-    page.write_text("# S\n\n<!-- pitfall:begin -->\nold\n<!-- pitfall:end -->\n\nafter\n")
+    page.write_text(
+        "# S\n\n<!-- pitfall_smoke:begin -->\nold\n<!-- pitfall_smoke:end -->\n\nafter\n"
+    )
     threads = torch.get_num_threads()
     try:
         argv = ["--preset", "pitfall_smoke", "--out", str(out / "run"), "--docs", str(page)]
@@ -64,7 +66,8 @@ def test_the_smoke_preset_fills_every_cell_and_plot(smoke) -> None:
     text = page.read_text()
     assert "\nold\n" not in text and text.endswith("after\n")
     for name in plots:
-        assert f"(page/pitfall/{name})" in text and (out / "page" / "pitfall" / name).is_file()
+        assert f"(page/pitfall_smoke/{name})" in text
+        assert (out / "page" / "pitfall_smoke" / name).is_file()
     assert "not run yet" not in summary
 
 
