@@ -171,9 +171,12 @@ def _served_agent(target: str, kwargs: dict[str, Any]) -> Agent:
             f"mode={kwargs['mode']!r} needs the model's own scores: use an hf: or tiny: agent"
         )
     kwargs.pop("mode", None)
-    top_k = kwargs.pop("top_k", None)
-    if top_k:  # vLLM's extension field; 0 or None means no top-k
-        kwargs["extra_body"] = {"top_k": int(top_k), **dict(kwargs.get("extra_body") or {})}
+    if "template_kwargs" in kwargs:  # HF's chat-template options; vLLM takes them per request
+        extra = dict(kwargs.get("extra_body") or {})
+        extra.setdefault("chat_template_kwargs", kwargs.pop("template_kwargs"))
+        kwargs["extra_body"] = extra
+    if kwargs.get("top_k") == 0:  # HF's spelling of "no top-k"; vLLM's is -1
+        kwargs["top_k"] = -1
     if os.environ.get("OPENAI_API_KEY"):
         kwargs.setdefault("api_key", os.environ["OPENAI_API_KEY"])
     return OpenAIAgent(base_url, model or None, **kwargs)

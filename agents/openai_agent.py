@@ -192,8 +192,10 @@ class OpenAIAgent(TurnTakingAgent):
 
     Arguments: ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``), ``model``
     (default: the first id of ``GET /models``), ``api_key`` (sent as a
-    bearer token), sampling (``temperature``, ``top_p``, ``max_tokens``,
-    ``seed``, ``stop`` for text envs), ``logprobs`` / ``top_logprobs``,
+    bearer token), sampling (``temperature``, ``top_p``, ``top_k``, ``min_p``,
+    ``max_tokens``, ``seed``, ``stop`` for text envs; ``top_k`` and ``min_p`` are
+    sent only when given, as vLLM's extension fields: a field left out takes the
+    server's default, which vLLM reads from the model's ``generation_config.json``), ``logprobs`` / ``top_logprobs``,
     ``timeout`` (seconds any one socket operation may wait), ``deadline``
     (seconds one request may take in all, retries included; default 10 x
     ``timeout``), ``max_response_bytes`` (a longer reply is an error; 64 MiB),
@@ -218,6 +220,8 @@ class OpenAIAgent(TurnTakingAgent):
         api_key: str | None = None,
         temperature: float = 1.0,
         top_p: float = 1.0,
+        top_k: int | None = None,
+        min_p: float | None = None,
         max_tokens: int = 512,
         seed: int | None = None,
         stop: Sequence[str] = ("</action>",),
@@ -264,6 +268,12 @@ class OpenAIAgent(TurnTakingAgent):
             float(top_p),
             int(max_tokens),
         )
+        if top_k is not None and (int(top_k) != top_k or top_k < -1):
+            raise ValueError(f"top_k must be an integer >= -1 (-1: no top-k), not {top_k!r}")
+        if min_p is not None and not 0.0 <= min_p <= 1.0:
+            raise ValueError(f"min_p must be between 0 and 1, not {min_p!r}")
+        self.top_k = None if top_k is None else int(top_k)
+        self.min_p = None if min_p is None else float(min_p)
         self.seed = seed
         self.stop = tuple(stop)
         self.want_logprobs, self.top_logprobs = bool(logprobs), int(top_logprobs)
@@ -354,7 +364,9 @@ class OpenAIAgent(TurnTakingAgent):
                     last_problem = f"HTTP {error.code}: {message}"
                     continue
                 raise ServerError(
-                    f"{method} {url} failed with HTTP {error.code}: {message}", error.code
+                    f"{method} {url} failed with HTTP {error.code}: {message}"
+                    + _advice(error.code, message),
+                    error.code,
                 ) from None
             except _ReplyTooLarge as error:
                 raise ServerError(f"{method} {url}: {error}") from None
@@ -451,6 +463,7 @@ class OpenAIAgent(TurnTakingAgent):
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
         }
+        self._add_sampling_extras(payload)
         tools = template_tools(state, self.prompt_config)
         if tools:
             payload["tools"] = tools
@@ -508,6 +521,13 @@ class OpenAIAgent(TurnTakingAgent):
             extra=extra,
         )
 
+    def _add_sampling_extras(self, payload: dict[str, Any]) -> None:
+        """Put ``top_k`` / ``min_p`` into a request when this agent was given them."""
+        if self.top_k is not None:
+            payload["top_k"] = self.top_k
+        if self.min_p is not None:
+            payload["min_p"] = self.min_p
+
     def _token_turn(self, state: EpisodeState, seed: int | None, model: str) -> AgentTurn:
         """One turn through ``/completions`` on token ids (``api="completions"``)."""
         assert self.prompts is not None
@@ -526,6 +546,7 @@ class OpenAIAgent(TurnTakingAgent):
             # folder's generation_config (Qwen3: top_k 20) to a field the client leaves out.
             "top_k": -1,
         }
+        self._add_sampling_extras(payload)
         if self.stop and state.family != "tool":  # tool turns end at end of sequence
             payload["stop"] = list(self.stop)
             payload["include_stop_str_in_output"] = True
@@ -799,6 +820,18 @@ class OpenAIAgent(TurnTakingAgent):
                 raise ServerError(f"{url}: echoed log-prob missing at position {position}")
             values.append(float(value))
         return values
+
+
+def _advice(status: int, message: str) -> str:
+    """One sentence naming the fix for a refusal whose cause is known, else ``""``."""
+    if status == 400 and "enable-auto-tool-choice" in message:
+        # A plain `vllm serve` parses no tool calls; the agent sends `tools` for tool envs.
+        return (
+            ". The server does not parse tool calls: start vLLM with"
+            " `--enable-auto-tool-choice --tool-call-parser hermes` (Qwen3 and other"
+            " Hermes-style models; docs/agents.md)"
+        )
+    return ""
 
 
 def _error_message(error: urllib.error.HTTPError) -> str:

@@ -107,10 +107,12 @@ def play_panel(
     rank: int = 0,
     world_size: int = 1,
     mode: str | None = None,
+    progress: str | None = None,
 ) -> list[Rollout]:
     """The collector's student plays ``panel`` at ``temperature``; the rollouts in panel order.
 
-    ``mode`` ("generate" or "rank") overrides how the student acts (None: its own mode).
+    ``mode`` ("generate" or "rank") overrides how the student acts (None: its own mode);
+    ``progress`` names a bar that advances as each episode ends (None: no bar).
     """
     playable = collector.pool.get_attr("task_ids")[0]
     requests = panel_requests(
@@ -122,7 +124,7 @@ def play_panel(
         world_size=world_size,
     )
     with sampling_temperature(collector.student, temperature), acting_mode(collector.student, mode):
-        return collector.collect(requests)
+        return collector.collect(requests, progress=progress)
 
 
 def summarise_rollouts(rollouts: Sequence[Rollout]) -> dict[str, float]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from envs.fileio import atomic_write_bytes, atomic_write_text
 
-__all__ = ["MetricsLog", "StepLog", "plot_curves", "read_metrics", "rollout_rows"]
+__all__ = ["MetricsLog", "StepLog", "curve_order", "plot_curves", "read_metrics", "rollout_rows"]
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -132,8 +133,38 @@ def rollout_rows(step: int, rollouts: Any) -> list[dict[str, Any]]:
     return rows
 
 
+# What a reader looks at first: the loss, success rates, then KL; other metrics follow.
+_LEADING = ("loss", "eval_sr", "train_sr", "eval_score", "train_score")
+
+
+def curve_order(series: dict[str, list[tuple[int, float]]]) -> tuple[list[str], dict[str, float]]:
+    """The panels of ``curves.png`` in order, and the constants left out (name -> value).
+
+    Loss and success rates lead, then every metric whose name holds ``kl``, then
+    the rest alphabetically. Any other metric that never changes (``lr``
+    without a schedule, ``eval_episodes``) gets no panel; its value is listed.
+    """
+
+    def rank(name: str) -> tuple[int, int, str]:
+        if name in _LEADING:
+            return (0, _LEADING.index(name), name)
+        return (1 if "kl" in name.split("_") else 2, 0, name)
+
+    constants = {
+        name: points[0][1]
+        for name, points in series.items()
+        if rank(name)[0] == 2 and len({value for _, value in points}) == 1
+    }
+    shown = [name for name in series if name not in constants]
+
+    return sorted(shown, key=rank), constants
+
+
 def plot_curves(run_dir: str | Path, *, title: str = "") -> Path | None:
-    """Plot every numeric metric of ``run_dir/metrics.jsonl`` against the step (one panel each)."""
+    """Plot the metrics of ``run_dir/metrics.jsonl`` against the step into ``curves.png``.
+
+    One panel per metric that varies, in ``curve_order``; constants are listed below.
+    """
     rows = read_metrics(Path(run_dir) / "metrics.jsonl")
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for row in rows:
@@ -149,14 +180,24 @@ def plot_curves(run_dir: str | Path, *, title: str = "") -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    names = sorted(series)
+    names, constants = curve_order(series)
+    if not names:  # every metric constant: still show them
+        names, constants = sorted(series), {}
     columns = min(3, len(names))
     rows_count = math.ceil(len(names) / columns)
+    # Constrained layout keeps the title and the constants' note clear of the panels.
     fig, axes = plt.subplots(
-        rows_count, columns, figsize=(4.5 * columns, 3 * rows_count), squeeze=False
+        rows_count,
+        columns,
+        figsize=(4.5 * columns, 3 * rows_count + 0.8),
+        squeeze=False,
+        layout="constrained",
     )
+    every_step = [step for points in series.values() for step, _ in points]
+    span = (min(every_step) - 0.5, max(every_step) + 0.5)  # one x range: points line up
     for ax, name in zip(axes.flat, names):
         steps, values = zip(*series[name])
+        ax.set_xlim(*span)
         ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
@@ -164,7 +205,9 @@ def plot_curves(run_dir: str | Path, *, title: str = "") -> Path | None:
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if constants:
+        note = ", ".join(f"{name}={value:g}" for name, value in sorted(constants.items()))
+        fig.supxlabel("constant: " + textwrap.fill(note, 160), fontsize=7)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)

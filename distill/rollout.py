@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -284,21 +284,31 @@ class RolloutCollector:
         self, requests: Sequence[RolloutRequest], *, progress: str | None = None
     ) -> list[Rollout]:
         """Play every request (``num_envs`` at a time) and return the rollouts in order;
-        ``progress`` names a bar over the episodes (None: no bar)."""
+        ``progress`` names a bar over the episodes (None: no bar); it advances as each
+        episode ends, not once per wave of ``num_envs``."""
         from tqdm.auto import tqdm
 
         rollouts: list[Rollout] = []
         with tqdm(total=len(requests), desc=progress, disable=progress is None) as bar:
             for start in range(0, len(requests), self.pool.num_envs):
                 wave = list(requests[start : start + self.pool.num_envs])
-                rollouts.extend(self._collect_wave(wave))
-                bar.update(len(wave))
+                rollouts.extend(self._collect_wave(wave, ended=lambda: bar.update(1)))
         if self.history is not None:
             self.history.extend(rollouts)
         return rollouts
 
-    def _collect_wave(self, requests: list[RolloutRequest]) -> list[Rollout]:
+    def _collect_wave(
+        self, requests: list[RolloutRequest], ended: Callable[[], Any] | None = None
+    ) -> list[Rollout]:
+        """Play one wave (at most ``num_envs`` requests); ``ended()`` is called per finished
+        episode."""
         actors = self.actors()
+
+        def finish(i: int) -> None:
+            live.discard(i)
+            if ended is not None:
+                ended()
+
         started = time.perf_counter()
         resets = self.pool.reset(
             {
@@ -318,7 +328,7 @@ class RolloutCollector:
                     )
                 )
                 self._env_failed(rollouts[-1], f"reset failed: {resets[i].message}")
-                live.discard(i)
+                finish(i)
                 continue
             observation, info = resets[i]
             state = EpisodeState.start(observation, info, env_id=self.env_id)
@@ -369,7 +379,7 @@ class RolloutCollector:
                 state = states[i]
                 if isinstance(results[i], EnvFailure):
                     self._record_failed_turn(rollouts[i], actor, turn, results[i].message)
-                    live.discard(i)
+                    finish(i)
                     self._forget(state)
                     continue
                 observation, reward, terminated, truncated, info = results[i]
@@ -396,7 +406,7 @@ class RolloutCollector:
                 if terminated or truncated or capped:
                     rollout.terminated = bool(terminated)
                     rollout.truncated = not terminated
-                    live.discard(i)
+                    finish(i)
                     self._forget(state)
                     if info.get("error"):  # the env caught its own backend failure
                         self._env_failed(rollout, str(info["error"]))

@@ -201,6 +201,8 @@ def evaluate_student(ctx: RunContext, step: int) -> dict[str, float]:
         max_turns=config.turn_cap(),
         rank=ctx.rank,
         world_size=ctx.world_size,
+        # The first evaluation can take minutes before any training step: show it.
+        progress=f"evaluating (step {step})" if ctx.progress else None,
     )
     won = torch.tensor(
         [

@@ -62,6 +62,9 @@ class EpisodeResult:
     step_s: float  # time spent inside env.step alone
     truncated: bool
     error: str | None = None
+    # Completion tokens the agent reported (``AgentTurn.completion_ids``); None when it
+    # reports none (scripted agents, servers that return no token ids or logprobs).
+    generated_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,13 +217,22 @@ class _Episode:
     started: float = 0.0
     env_s: float = 0.0
     step_s: float = 0.0
+    tokens: int | None = None
+
+    def count_tokens(self, report: Any) -> None:
+        """Add the completion tokens an agent's turn report holds, if it holds any."""
+        ids = getattr(report, "completion_ids", None)
+        if ids is None:
+            ids = getattr(report, "logprobs", None)  # one per generated token
+        if isinstance(ids, list):
+            self.tokens = (self.tokens or 0) + len(ids)
 
     def start(self, index: int, task_id: str, seed: int) -> None:
         self.index, self.task_id, self.seed = index, task_id, seed
         self.started = time.perf_counter()
         self.observation, self.info = self.env.reset(seed=seed, options={"task_id": task_id})
         self.env_s = time.perf_counter() - self.started
-        self.step_s, self.turns, self.invalid = 0.0, 0, 0
+        self.step_s, self.turns, self.invalid, self.tokens = 0.0, 0, 0, None
 
     def step(self, action: str) -> tuple[float, bool, bool]:
         """Step the env; (reward, terminated, truncated), with the new observation kept."""
@@ -249,6 +261,7 @@ class _Episode:
             step_s=self.step_s,
             truncated=bool(truncated and not terminated),
             error=self.info.get("error"),
+            generated_tokens=self.tokens,
         )
 
 
@@ -290,6 +303,7 @@ def _play(
             break
         for k, (action, report) in zip(busy, act(busy, [episodes[k] for k in busy])):
             episode = episodes[k]
+            episode.count_tokens(report)
             reward, terminated, truncated = episode.step(action)
             if on_turn is not None:
                 on_turn(
@@ -359,8 +373,16 @@ def success_and_score(won: Sequence[bool], scores: Sequence[float]) -> tuple[flo
     return 100.0 * sum(bool(w) for w in won) / n, 100.0 * sum(scores) / n
 
 
-def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
-    """SR and Score (x100) with 95% normal-approximation half-widths, and throughput."""
+def summarise(results: Iterable[EpisodeResult], elapsed_s: float | None = None) -> dict[str, Any]:
+    """SR and Score (x100) with 95% normal-approximation half-widths, and throughput.
+
+    ``elapsed_s``: the real time the episodes took together (they may overlap);
+    without it, the sum of the episodes' times (right when they ran one at a
+    time). ``wall_s`` is that time; ``episodes_per_s``, ``turns_per_s`` and
+    ``tokens_per_s`` (completion tokens, when the agent reports them) are per
+    second of it; ``steps_per_s`` counts time inside ``env.step`` alone (the
+    environment's own speed, not the run's).
+    """
     results = list(results)
     n = len(results)
     if n == 0:
@@ -368,12 +390,18 @@ def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
     sr, score = success_and_score([r.won for r in results], [r.score for r in results])
     steps = sum(r.turns for r in results)
     step_s = sum(r.step_s for r in results)
+    wall = float(elapsed_s) if elapsed_s is not None else sum(r.wall_s for r in results)
+    counted = [r.generated_tokens for r in results if r.generated_tokens is not None]
+    tokens = sum(counted) if counted else None
 
     def ci95(values: list[float], mean: float) -> float:
         if n < 2:
             return float("nan")
         variance = sum((v - mean) ** 2 for v in values) / (n - 1)
         return 1.96 * math.sqrt(variance / n)
+
+    def rate(count: float | None) -> float:
+        return count / wall if count is not None and wall > 0 else float("nan")
 
     return {
         "episodes": n,
@@ -386,6 +414,11 @@ def summarise(results: Iterable[EpisodeResult]) -> dict[str, Any]:
         "invalid_action_rate": sum(r.invalid_actions for r in results) / max(steps, 1),
         "steps_per_s": steps / step_s if step_s > 0 else float("nan"),
         "reset_s": sum(r.env_s - r.step_s for r in results) / n,
-        "wall_s": sum(r.wall_s for r in results),
+        "wall_s": wall,
+        "episode_s": sum(r.wall_s for r in results) / n,
+        "episodes_per_s": rate(n),
+        "turns_per_s": rate(steps),
+        "generated_tokens": tokens,
+        "tokens_per_s": rate(tokens),
         "errors": sum(r.error is not None for r in results),
     }

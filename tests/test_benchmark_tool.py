@@ -79,3 +79,39 @@ def test_benchmark_plays_the_panel_tasks_a_narrowed_env_can_play(
     assert all(e["won"] for e in episodes)
     assert benchmark.main([*argv, "--env-kwargs", '{"levels": [99]}']) == 2
     assert "levels [99]" in capsys.readouterr().err
+
+
+def test_model_agent_rows_report_real_time_throughput_and_tables(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = ["--env", "FunctionCall-v0", "--episodes", "4", "--batch", "4", "--out", str(out)]
+    argv += ["--agent", "tiny:tiny", "--agent-kwargs", '{"max_new_tokens": 6}', "--quiet"]
+    assert benchmark.main(argv) == 0
+    (row,) = json.loads(out.read_text())["results"]
+    summary, episodes = row["summary"], row["episodes"]
+    # Four episodes ran at once: the row's real time is below the sum of theirs.
+    assert summary["wall_s"] < sum(e["wall_s"] for e in episodes)
+    assert summary["episodes_per_s"] == pytest.approx(4 / summary["wall_s"])
+    assert summary["turns_per_s"] == pytest.approx(summary["steps"] / summary["wall_s"])
+    tokens = sum(e["generated_tokens"] for e in episodes)
+    assert 0 < tokens <= 6 * summary["steps"] and summary["generated_tokens"] == tokens
+    assert summary["tokens_per_s"] == pytest.approx(tokens / summary["wall_s"])
+    csv_lines = out.with_suffix(".csv").read_text().splitlines()
+    assert csv_lines[0].startswith("env,panel,agent,") and "tokens_per_s" in csv_lines[0]
+    assert csv_lines[1].startswith("FunctionCall-v0,test-v1,tiny:tiny,")
+    markdown = out.with_suffix(".md").read_text().splitlines()
+    assert markdown[0].startswith("| env | panel | agent |") and "env steps/s" in markdown[0]
+    assert markdown[2].startswith("| FunctionCall-v0 | test-v1 | tiny:tiny |")
+
+
+def test_scripted_rows_have_no_token_rate() -> None:
+    from envs.benchmark_report import format_table
+    from envs.evaluation import EpisodeResult, summarise
+
+    results = [
+        EpisodeResult("E", str(k), k, 2, 1.0, True, 0, 1.0, 0.5, 0.25, False) for k in range(3)
+    ]
+    summary = summarise(results)  # one at a time: the episodes' times add up
+    assert summary["wall_s"] == 3.0 and summary["steps_per_s"] == pytest.approx(8.0)
+    assert summary["generated_tokens"] is None
+    table = format_table([{"env_id": "E", "panel": "p", "agent": "expert", "summary": summary}])
+    assert table.splitlines()[2].split()[-2] == "-"  # tok/s: nothing was generated

@@ -262,3 +262,21 @@ def test_torch_s_disk_full_error_becomes_one_clear_line(
         save_checkpoint(tmp_path, step=4, model=tiny_model())
     assert str(caught.value).startswith("cannot write checkpoint step-00000004")
     assert list((tmp_path / "checkpoints").iterdir()) == []  # no half-written folder
+
+
+def test_curves_lead_with_loss_success_and_kl_and_leave_constants_out() -> None:
+    from distill.metrics import curve_order
+
+    steps = [1, 2, 3]
+    series = {
+        "a_metric": [(s, float(s)) for s in steps],
+        "lr": [(s, 0.002) for s in steps],
+        "eval_episodes": [(3, 50.0)],
+        "reverse_kl": [(s, 0.1 * s) for s in steps],
+        "train_sr": [(s, 100.0) for s in steps],  # constant, but a leading metric: kept
+        "loss": [(s, 1.0 / s) for s in steps],
+        "eval_sr": [(3, 0.0)],
+    }
+    names, constants = curve_order(series)
+    assert names == ["loss", "eval_sr", "train_sr", "reverse_kl", "a_metric"]
+    assert constants == {"lr": 0.002, "eval_episodes": 50.0}

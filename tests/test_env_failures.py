@@ -180,3 +180,32 @@ def test_a_training_run_stops_on_repeated_env_failures(tmp_path: Any) -> None:
     config = faulty_run_config(tmp_path, env_kwargs={"fail_every_reset": 1}, max_env_errors=2)
     with pytest.raises(EnvErrorLimit, match="max_env_errors=2"):
         train(config, progress=False)
+
+
+def test_the_progress_bar_advances_as_each_episode_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tqdm.auto
+
+    student = ScriptedStudent({"faulty/0": ["up"], "faulty/1": ["noop"]})
+    turns_seen: list[int] = []  # the turns played when the bar moved
+    played = {"turns": 0}
+    take_turns = student.take_turns
+
+    def counting(states: Sequence[Any], **kwargs: Any) -> list[AgentTurn]:
+        played["turns"] += 1
+        return take_turns(states, **kwargs)
+
+    class Bar(tqdm.auto.tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            turns_seen.append(played["turns"])
+            return super().update(n)
+
+    student.take_turns = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    rollouts_of = RolloutCollector(ENV_ID, student=student, num_envs=2, env_kwargs={})
+    try:
+        requests = [RolloutRequest(task, seed=0, max_turns=6) for task in ("faulty/0", "faulty/1")]
+        rollouts_of.collect(requests, progress="episodes")
+    finally:
+        rollouts_of.close()
+    # faulty/0 wins after 3 turns; faulty/1 plays to the 6-turn cap: one tick each, when each ends.
+    assert turns_seen == [3, 6]

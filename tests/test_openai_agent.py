@@ -439,3 +439,64 @@ def test_benchmark_keeps_what_finished_when_the_server_dies_mid_run(
     assert out.with_suffix(".png").stat().st_size > 1000
     err = capsys.readouterr().err
     assert "the server is gone" in err and "Traceback" not in err
+
+
+def test_top_k_reaches_the_server_and_top_k_1_samples_greedily(server, local) -> None:
+    # temperature 1 with top_k 1 leaves one candidate: the served draw is the greedy one.
+    agent = OpenAIAgent(
+        server.url,
+        max_tokens=8,
+        temperature=1.0,
+        top_k=1,
+        token_ids=True,
+        tokenizer=local.tokenizer,
+    )
+    agent.act("You are in room a.", room_info("a"))
+    state = EpisodeState.start("You are in room a.", room_info("a"))
+    (expected,) = local.generate([local.prompt_ids(state)[1]])
+    assert agent.last_turn.completion_ids == expected.token_ids
+
+
+def test_top_k_and_min_p_are_sent_only_when_given() -> None:
+    def answer(handler, body) -> None:
+        reply(handler, 200, chat_reply("<action>go</action>"))
+
+    with fake_server(answer) as (url, bodies):
+        OpenAIAgent(url, "m", top_k=20, min_p=0.05, **FAST).act("obs", room_info("a"))
+        OpenAIAgent(url, "m", **FAST).act("obs", room_info("a"))
+    assert bodies[0]["top_k"] == 20 and bodies[0]["min_p"] == 0.05
+    assert "top_k" not in bodies[1] and "min_p" not in bodies[1]
+    with pytest.raises(ValueError, match="top_k must be an integer >= -1"):
+        OpenAIAgent(url, "m", top_k=-2)
+    with pytest.raises(ValueError, match="min_p must be between 0 and 1"):
+        OpenAIAgent(url, "m", min_p=2)
+
+
+def test_a_plain_vllm_refusing_tools_names_the_server_flags() -> None:
+    message = (
+        '{"error": {"message": "\\"auto\\" tool choice requires --enable-auto-tool-choice'
+        ' and --tool-call-parser to be set"}}'
+    )
+
+    def refuse(handler, body) -> None:
+        reply(handler, 400, message.encode())
+
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+    info = {"task": "1+2?", "task_id": "m", "turn": 0, "tools": tools, "tool_results": []}
+    with fake_server(refuse) as (url, _):
+        with pytest.raises(ServerError, match="--enable-auto-tool-choice --tool-call-parser"):
+            OpenAIAgent(url, "m", **FAST).act("What is 1+2?", info)
+
+
+def test_hf_style_options_map_to_openai_ones_or_are_named() -> None:
+    from agents.factory import make_agent
+
+    agent = make_agent("openai:http://127.0.0.1:9/v1#m", options={"max_new_tokens": 7, "top_k": 0})
+    assert agent.max_tokens == 7 and agent.top_k == -1
+    thinking = {"template_kwargs": {"enable_thinking": False}}
+    agent = make_agent("openai:http://127.0.0.1:9/v1#m", options=thinking)
+    assert agent.extra_body == {"chat_template_kwargs": {"enable_thinking": False}}
+    with pytest.raises(ValueError, match="takes no option 'num_beams'"):
+        make_agent("openai:http://127.0.0.1:9/v1#m", options={"num_beams": 2})
+    with pytest.raises(ValueError, match="use an hf: or tiny: agent"):
+        make_agent("openai:http://127.0.0.1:9/v1#m", options={"mode": "score"})

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
@@ -46,6 +45,7 @@ from agents import agent_env_kwargs, make_agent  # noqa: E402
 from agents.factory import is_model_spec  # noqa: E402
 from agents.openai_agent import ServerError  # noqa: E402
 from agents.trajectory import TrajectoryWriter, actor_of, turn_record  # noqa: E402
+from envs.benchmark_report import format_table, write_plot, write_tables  # noqa: E402
 from envs.evaluation import (  # noqa: E402
     TurnEvent,
     evaluate_panel,
@@ -204,89 +204,6 @@ def resolve_panels(env_id: str, panel: str | None) -> list:
     return default_panels(env_id)
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    headers = [
-        "env",
-        "panel",
-        "agent",
-        "episodes",
-        "SR %",
-        "Score",
-        "turns",
-        "invalid %",
-        "steps/s",
-        "wall s",
-    ]
-
-    def fmt(value: float, digits: int = 1) -> str:
-        return (
-            "-"
-            if value is None or (isinstance(value, float) and math.isnan(value))
-            else f"{value:.{digits}f}"
-        )
-
-    lines = []
-    for row in rows:
-        s = row["summary"]
-        lines.append(
-            [
-                row["env_id"],
-                row["panel"],
-                row["agent"],
-                str(s["episodes"]),
-                fmt(s.get("success_rate")),
-                fmt(s.get("score")),
-                fmt(s.get("mean_turns")),
-                fmt(100 * s["invalid_action_rate"] if "invalid_action_rate" in s else None),
-                fmt(s.get("steps_per_s"), 0),
-                fmt(s.get("wall_s")),
-            ]
-        )
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
-    left = {0, 1, 2}
-
-    def render(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join(
-        [render(headers), render(["-" * w for w in widths])] + [render(line) for line in lines]
-    )
-
-
-def write_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    from envs.fileio import atomic_write_bytes
-
-    labels = [f"{r['env_id']}\n{r['panel']}\n{r['agent']}" for r in rows]
-    sr = [r["summary"].get("success_rate", 0.0) for r in rows]  # no episode: an empty bar
-    score = [r["summary"].get("score", 0.0) for r in rows]
-    positions = range(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
-    width = 0.4
-    ax.bar([p - width / 2 for p in positions], sr, width, label="Success rate %")
-    ax.bar([p + width / 2 for p in positions], score, width, label="Score")
-    ax.set_xticks(list(positions), labels, fontsize=8)
-    ax.set_ylim(0, 105)
-    ax.set_ylabel("percent")
-    ax.set_title("mentorgym benchmark")
-    ax.legend()
-    fig.tight_layout()
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def _trajectory_hook(writer: TrajectoryWriter, spec: str, actor: str, keep_ids: bool) -> Any:
     def on_turn(event: TurnEvent) -> None:
         record = turn_record(
@@ -412,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                     "batch": batch,
                     "env_kwargs": env_kwargs,
                 }
+                row_started = time.perf_counter()  # real time: batched episodes overlap
                 try:
                     if batch > 1:
                         results = evaluate_panel_batched(
@@ -447,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     for env in envs_made:
                         env.close()
-                row["summary"] = summarise(results)
+                row["summary"] = summarise(results, time.perf_counter() - row_started)
                 row["episodes"] = [r.to_dict() for r in results]
                 rows.append(row)
                 if failure is not None:
@@ -471,10 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     if writer is not None:
         report["trajectories"] = str(writer.path)
     atomic_write_json(out, report)
+    tables = write_tables(rows, out) if rows else []
     print()
     if rows:
         print(format_table(rows))
     print(f"\nresults: {out}" + (" (incomplete)" if failure is not None else ""))
+    for table in tables:
+        print(f"         {table}")
     if writer is not None:
         print(f"trajectories: {writer.path} ({writer.count} turns)")
     if not args.no_plot and rows:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +379,15 @@ def kl_curves(results: dict[str, Any]) -> dict[tuple[str, str, str], list[tuple[
     }
 
 
+# Why a KL curve can dip below zero: each point averages log p_student - log p_teacher over
+# the tokens the student drew, an unbiased estimate of the KL whose single terms may be negative.
+KL_CAPTION = (
+    "Each point: mean of log p_student - log p_teacher over the tokens the student sampled"
+    " (temperature 1). This single-sample estimate of the KL is unbiased but noisy, and"
+    " can be negative where the teacher likes the drawn tokens more than the student does."
+)
+
+
 def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
     """Write the figures (SR per method and panel; per-turn KL) into ``folder``; their paths."""
     import matplotlib
@@ -425,7 +435,9 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
     curves = kl_curves(results)
     for family in dict.fromkeys(key[0] for key in curves):
         sizes = list(dict.fromkeys(key[1] for key in curves if key[0] == family))
-        figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 3.6), squeeze=False)
+        figure, axes = plt.subplots(
+            1, len(sizes), figsize=(5 * len(sizes) + 1.5, 4.0), squeeze=False, layout="constrained"
+        )
         for ax, size in zip(axes[0], sizes):
             for method in methods:
                 points = curves.get((family, size, method))
@@ -433,10 +445,14 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
                     ax.plot(
                         [t + 1 for t, _ in points], [v for _, v in points], marker="o", label=method
                     )
+            ax.axhline(0.0, color="grey", linewidth=0.6)
             ax.set_xlabel("turn")
-            ax.set_ylabel("KL(student || teacher) per token")
+            ax.set_ylabel("sampled KL(student || teacher) per token")
             ax.set_title(f"{family}, student {size}", fontsize=9)
-            ax.legend(fontsize=7)
+        # One legend beside the panels, clear of the lines.
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside right upper", fontsize=7, frameon=False)
+        figure.supxlabel(textwrap.fill(KL_CAPTION, 60 + 50 * len(sizes)), fontsize=7)
         written.append(_save(figure, folder / f"{family}_kl_by_turn.png"))
     return written
 
@@ -444,7 +460,8 @@ def plot(results: dict[str, Any], folder: str | Path) -> list[Path]:
 def _save(figure: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:  # constrained figures lay themselves out
+        figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
