@@ -180,3 +180,30 @@ def test_a_training_run_stops_on_repeated_env_failures(tmp_path: Any) -> None:
     config = faulty_run_config(tmp_path, env_kwargs={"fail_every_reset": 1}, max_env_errors=2)
     with pytest.raises(EnvErrorLimit, match="max_env_errors=2"):
         train(config, progress=False)
+
+
+def test_a_pool_started_from_an_unguarded_script_says_why_its_workers_died(tmp_path) -> None:
+    """Spawned workers import the main script again; without a main guard they die while
+    starting, and the error must say so instead of a bare exit code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "from envs.pool import EnvPool\n"
+        "pool = EnvPool('ToolMath-v0', num_envs=1, mode='async')\n"
+        "pool.close()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode != 0
+    assert "EnvPoolError" in result.stderr
+    assert 'if __name__ == "__main__":' in result.stderr.splitlines()[-1]
