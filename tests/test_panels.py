@@ -12,10 +12,12 @@ from envs.panels import list_panels, load_panel
 from envs.registration import ENV_ENTRIES
 
 
-def test_every_registered_id_has_a_default_panel() -> None:
+def test_every_registered_id_has_exactly_one_default_panel() -> None:
     defaults = collections.Counter(p.env_id for p in list_panels() if p.default)
     for entry in ENV_ENTRIES:
-        assert defaults[entry.id] >= 1, f"{entry.id} has no default panel"
+        assert defaults[entry.id] == 1, f"{entry.id} has {defaults[entry.id]} default panels"
+    # The docs promise the held-out ALFWorld split is the default everywhere.
+    assert load_panel("ALFWorld-v0").name == "valid_unseen-v1"
 
 
 def test_panels_belong_to_registered_ids_and_are_stored_where_they_say() -> None:

@@ -171,5 +171,5 @@ def default_panels(env_id: str) -> list[Panel]:
 
 
 def default_panel(env_id: str) -> Panel:
-    """The first of ``default_panels(env_id)`` (by name): one panel when one is needed."""
+    """The env's default panel (each shipped id has exactly one, ``tests/test_panels.py``)."""
     return default_panels(env_id)[0]
