@@ -49,3 +49,10 @@ def test_unknown_panel_names_the_known_ones() -> None:
     entry = ENV_ENTRIES[0]
     with pytest.raises(FileNotFoundError, match="known panels"):
         load_panel(entry.id, "no-such-panel")
+
+
+def test_a_mistyped_panel_name_gets_a_did_you_mean() -> None:
+    from envs.panels import PanelNotFound
+
+    with pytest.raises(PanelNotFound, match="did you mean 'valid_unseen-v1'"):
+        load_panel("ALFWorld-v0", "valid_unseen-v2")
