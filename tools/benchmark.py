@@ -58,6 +58,7 @@ from envs.fileio import atomic_write_json  # noqa: E402
 from envs.imports import import_modules  # noqa: E402
 from envs.panels import default_panels, list_panels, load_panel  # noqa: E402
 from envs.registration import ENV_ENTRIES, check_env_id  # noqa: E402
+from tools._cli import HelpFormatter  # noqa: E402
 
 gym.register_envs(envs)
 
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="benchmark.py",
         description="Run agents on mentorgym environments over fixed task panels; print a table "
         "and write a JSON result file (per episode and per env/agent) and a PNG plot.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--env",
