@@ -137,3 +137,11 @@ def test_a_mistyped_agent_spec_gets_a_did_you_mean(spec: str, suggestion: str) -
 
     with pytest.raises(ValueError, match=suggestion):
         check_agent_spec(spec)
+
+
+def test_a_mistyped_config_name_gets_a_did_you_mean() -> None:
+    from distill.config import ConfigError, config_path
+
+    assert config_path("guided_opd.yaml").name == "guided_opd.yaml"  # bare names work
+    with pytest.raises(ConfigError, match="did you mean 'guided_opd'"):
+        config_path("guided_op")
