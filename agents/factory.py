@@ -28,6 +28,7 @@ your own classes get the options their constructor accepts.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import re
@@ -103,7 +104,9 @@ def check_agent_spec(spec: str, *, models_only: bool = False) -> None:
     if spec in BUILTIN_AGENTS:
         raise ValueError(f"{spec!r} is a scripted agent; a model is needed here")
     if not sep:
-        raise ValueError(f"unknown agent {spec!r}: use {SPEC_GRAMMAR}")
+        close = difflib.get_close_matches(spec, list(BUILTIN_AGENTS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown agent {spec!r}: {hint}use {SPEC_GRAMMAR}")
     if not target:
         raise ValueError(f"agent {spec!r}: nothing after {kind + ':'!r}")
     if kind == "tiny":
@@ -123,7 +126,14 @@ def check_agent_spec(spec: str, *, models_only: bool = False) -> None:
     elif models_only:
         raise ValueError(f"agent {spec!r}: a model is needed here (hf:, tiny: or openai:)")
     else:
-        _user_class(spec)
+        try:
+            _user_class(spec)
+        except ValueError as error:
+            close = difflib.get_close_matches(kind, ["tiny", "hf", "openai"], n=1)
+            if not close:
+                raise
+            # Not an importable class, and the prefix looks like a mistyped one (`opeani:`).
+            raise ValueError(f"{error}; did you mean '{close[0]}:'?") from None
 
 
 def _user_class(spec: str) -> type:

@@ -450,8 +450,10 @@ def config_path(name: str | Path) -> Path:
     for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
         if candidate.is_file() and len(path.parts) == 1:
             return candidate
-    shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"no config file {name} (shipped configs: {shipped})")
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(path.stem, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"no config file {name} ({hint}shipped configs: {', '.join(names)})")
 
 
 def load_config(

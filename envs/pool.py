@@ -227,6 +227,16 @@ class EnvPool:
 
     def _expect_ready(self, index: int) -> None:
         outcome = self._receive(index, self._deadline())
+        if isinstance(outcome, EnvFailure) and outcome.died and not outcome.detail:
+            # Died before _worker could report: the error happened while the process started
+            # (printed on stderr by the worker itself), most often a script without a main guard.
+            outcome.detail = (
+                "The worker died while starting, before it could make the env; its own "
+                "traceback is on stderr above. With the "
+                f"'{self._ctx.get_start_method()}' start method each worker imports the "
+                "main script again: a script that creates a pool must do so under "
+                '`if __name__ == "__main__":`.'
+            )
         if isinstance(outcome, EnvFailure):
             raise EnvPoolError(
                 f"{self.env_id} worker {index} could not make its env: {outcome.message}"
@@ -310,7 +320,7 @@ class EnvPool:
                     )
             status, value = pipe.recv()
         except (EOFError, OSError):
-            process.join(timeout=1)
+            process.join(timeout=5)  # long enough to learn its exit code
             return EnvFailure(
                 index,
                 f"{self.env_id} worker {index} exited (exit code {process.exitcode})",

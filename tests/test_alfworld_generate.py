@@ -254,3 +254,13 @@ def test_generated_games_are_already_translated_on_disk(tmp_path: Path) -> None:
         engine.close()
         clear_caches()
     assert disk_cache.stats.reads == 2 and disk_cache.stats.misses == 0
+
+
+def test_compile_summary_counts_skips_apart_from_solvable_and_unsolvable() -> None:
+    line = cli.compile_summary(["skipped: game file exists"] * 66)
+    assert line.startswith("66 trials: 0 compiled (0 solvable, 0 unsolvable), 66 skipped")
+    assert "66 game file exists" in line and "--overwrite" in line
+    line = cli.compile_summary(["solvable", "unsolvable", "skipped: no initial_state.pddl"])
+    assert line == (
+        "3 trials: 2 compiled (1 solvable, 1 unsolvable), 1 skipped (1 no initial_state.pddl)"
+    )

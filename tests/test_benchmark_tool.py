@@ -27,7 +27,7 @@ def test_benchmark_writes_results_and_table(tmp_path: Path, capsys: pytest.Captu
             "--out",
             str(out),
             "--quiet",
-            "--max-steps",
+            "--max-turns",
             "90",  # the panel's first task needs 71 expert steps
         ]
     )

@@ -122,3 +122,26 @@ def test_study_refuses_an_unknown_device_and_an_empty_report(
     empty = tmp_path / "nothing"
     assert study_tool.main(["--preset", "smoke", "--report-only", "--out", str(empty)]) == 2
     assert "holds no evaluated run of preset 'smoke'" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "spec, suggestion",
+    [
+        ("expret", "did you mean 'expert'"),
+        ("opeani:http://x/v1#m", "did you mean 'openai:'"),
+        ("tiyn:micro", "did you mean 'tiny:'"),
+    ],
+)
+def test_a_mistyped_agent_spec_gets_a_did_you_mean(spec: str, suggestion: str) -> None:
+    from agents.factory import check_agent_spec
+
+    with pytest.raises(ValueError, match=suggestion):
+        check_agent_spec(spec)
+
+
+def test_a_mistyped_config_name_gets_a_did_you_mean() -> None:
+    from distill.config import ConfigError, config_path
+
+    assert config_path("guided_opd.yaml").name == "guided_opd.yaml"  # bare names work
+    with pytest.raises(ConfigError, match="did you mean 'guided_opd'"):
+        config_path("guided_op")

@@ -209,3 +209,30 @@ def test_the_progress_bar_advances_as_each_episode_ends(monkeypatch: pytest.Monk
         rollouts_of.close()
     # faulty/0 wins after 3 turns; faulty/1 plays to the 6-turn cap: one tick each, when each ends.
     assert turns_seen == [3, 6]
+
+
+def test_a_pool_started_from_an_unguarded_script_says_why_its_workers_died(tmp_path) -> None:
+    """Spawned workers import the main script again; without a main guard they die while
+    starting, and the error must say so instead of a bare exit code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "noguard.py"
+    script.write_text(
+        "from envs.pool import EnvPool\n"
+        "pool = EnvPool('ToolMath-v0', num_envs=1, mode='async')\n"
+        "pool.close()\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode != 0
+    assert "EnvPoolError" in result.stderr
+    assert 'if __name__ == "__main__":' in result.stderr.splitlines()[-1]

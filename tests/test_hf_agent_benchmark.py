@@ -38,7 +38,7 @@ def test_benchmark_with_an_hf_model_writes_results_and_trajectories(
     code = run(
         [
             "--env", "WebShop-v0", "--agent", f"hf:{model_dir}", "--agent", "expert",
-            "--episodes", "2", "--max-steps", "2", "--batch", "2",
+            "--episodes", "2", "--max-turns", "2", "--batch", "2",
             "--agent-kwargs", '{"max_new_tokens": 8, "temperature": 0.4}',
             "--trajectories", str(trajectories), "--trajectory-ids", "--out", str(out),
         ]
@@ -77,7 +77,7 @@ def test_batched_and_sequential_benchmark_runs_agree(model_dir: Path, tmp_path: 
     for batch in ("1", "2"):
         path = tmp_path / f"t{batch}.jsonl"
         args = [
-            "--env", "WebShop-v0", "--agent", f"hf:{model_dir}", "--episodes", "2", "--max-steps", "2",
+            "--env", "WebShop-v0", "--agent", f"hf:{model_dir}", "--episodes", "2", "--max-turns", "2",
             "--batch", batch, "--agent-kwargs", '{"max_new_tokens": 6}', "--trajectories", str(path),
             "--out", str(tmp_path / f"b{batch}.json"),
         ]  # fmt: skip
@@ -101,7 +101,7 @@ def test_tiny_spec_and_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "cannot load" in capsys.readouterr().err
     code = run(  # scripted agents cannot batch: they play one episode at a time
         ["--env", "WebShop-v0", "--agent", "random", "--batch", "2", "--episodes", "2",
-         "--max-steps", "2", "--out", str(tmp_path / "r.json")]
+         "--max-turns", "2", "--out", str(tmp_path / "r.json")]
     )  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())

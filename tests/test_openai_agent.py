@@ -123,7 +123,7 @@ def test_benchmark_runs_an_openai_agent(server, tmp_path: Path) -> None:
     code = benchmark.main(
         [
             "--env", "WebShop-v0", "--agent", f"openai:{server.url}#tiny", "--episodes", "1",
-            "--max-steps", "2", "--agent-kwargs", '{"max_tokens": 6, "max_retries": 0}',
+            "--max-turns", "2", "--agent-kwargs", '{"max_tokens": 6, "max_retries": 0}',
             "--trajectories", str(trajectories), "--out", str(out), "--no-plot", "--quiet",
         ]
     )  # fmt: skip
@@ -426,7 +426,7 @@ def test_benchmark_keeps_what_finished_when_the_server_dies_mid_run(
         code = benchmark.main(
             [
                 "--env", "WebShop-v0", "--agent", f"openai:{url}#m", "--episodes", "4",
-                "--max-steps", "1", "--agent-kwargs", '{"max_retries": 0}', "--out", str(out),
+                "--max-turns", "1", "--agent-kwargs", '{"max_retries": 0}', "--out", str(out),
                 "--quiet",
             ]
         )  # fmt: skip

@@ -12,10 +12,12 @@ from envs.panels import list_panels, load_panel
 from envs.registration import ENV_ENTRIES
 
 
-def test_every_registered_id_has_a_default_panel() -> None:
+def test_every_registered_id_has_exactly_one_default_panel() -> None:
     defaults = collections.Counter(p.env_id for p in list_panels() if p.default)
     for entry in ENV_ENTRIES:
-        assert defaults[entry.id] >= 1, f"{entry.id} has no default panel"
+        assert defaults[entry.id] == 1, f"{entry.id} has {defaults[entry.id]} default panels"
+    # The docs promise the held-out ALFWorld split is the default everywhere.
+    assert load_panel("ALFWorld-v0").name == "valid_unseen-v1"
 
 
 def test_panels_belong_to_registered_ids_and_are_stored_where_they_say() -> None:
@@ -47,3 +49,10 @@ def test_unknown_panel_names_the_known_ones() -> None:
     entry = ENV_ENTRIES[0]
     with pytest.raises(FileNotFoundError, match="known panels"):
         load_panel(entry.id, "no-such-panel")
+
+
+def test_a_mistyped_panel_name_gets_a_did_you_mean() -> None:
+    from envs.panels import PanelNotFound
+
+    with pytest.raises(PanelNotFound, match="did you mean 'valid_unseen-v1'"):
+        load_panel("ALFWorld-v0", "valid_unseen-v2")

@@ -58,6 +58,7 @@ from envs.fileio import atomic_write_json  # noqa: E402
 from envs.imports import import_modules  # noqa: E402
 from envs.panels import default_panels, list_panels, load_panel  # noqa: E402
 from envs.registration import ENV_ENTRIES, check_env_id  # noqa: E402
+from tools._cli import HelpFormatter, add_max_turns  # noqa: E402
 
 gym.register_envs(envs)
 
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="benchmark.py",
         description="Run agents on mentorgym environments over fixed task panels; print a table "
         "and write a JSON result file (per episode and per env/agent) and a PNG plot.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--env",
@@ -128,12 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--episodes", type=int, metavar="N", help="play only the first N tasks of each panel"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed given to agents that take one")
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        metavar="N",
-        help="turn cap per episode (default: the id's registered max_episode_steps)",
-    )
+    add_max_turns(parser, "turn cap per episode (default: the id's registered max_episode_steps)")
     parser.add_argument(
         "--env-kwargs",
         default="{}",
@@ -169,8 +165,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--batch must be at least 1")
     if args.episodes is not None and args.episodes < 1:
         parser.error("--episodes must be at least 1")
-    if args.max_steps is not None and args.max_steps < 1:
-        parser.error("--max-steps must be at least 1")
+    if args.max_turns is not None and args.max_turns < 1:
+        parser.error("--max-turns must be at least 1")
     try:
         import_modules(args.imports)
         for env_id in args.env or []:
@@ -284,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                 if agent is None:
                     agent = make_agent(spec, seed=args.seed, options=args.agent_kwargs)
                 env_kwargs = {**agent_env_kwargs(agent), **args.env_kwargs}
-                if args.max_steps is not None:
-                    env_kwargs["max_episode_steps"] = args.max_steps
+                if args.max_turns is not None:
+                    env_kwargs["max_episode_steps"] = args.max_turns
                 progress.set_postfix_str(f"{env_id} {spec}")
                 on_turn = None
                 if writer is not None:

@@ -17,6 +17,7 @@ Three commands (each has ``--help``)::
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -251,9 +252,26 @@ def run_compile(args: argparse.Namespace) -> int:
     )
     for result in results:
         print(f"{result.status:<28} {result.trial_dir}")
-    solvable = sum(r.status == "solvable" for r in results)
-    print(f"\n{len(results)} trials: {solvable} solvable")
+    print("\n" + compile_summary([r.status for r in results]))
     return 0
+
+
+def compile_summary(statuses: list[str]) -> str:
+    """One line counting every outcome, e.g. ``66 trials: 0 compiled (0 solvable, 0 unsolvable),
+    66 skipped (66 game file exists)`` (a skip is not a failure to solve)."""
+    solvable = statuses.count("solvable")
+    unsolvable = statuses.count("unsolvable")
+    skipped = collections.Counter(s.split(": ", 1)[-1] for s in statuses if s.startswith("skipped"))
+    line = (
+        f"{len(statuses)} trials: {solvable + unsolvable} compiled "
+        f"({solvable} solvable, {unsolvable} unsolvable)"
+    )
+    if skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in skipped.most_common())
+        line += f", {sum(skipped.values())} skipped ({reasons})"
+        if "game file exists" in skipped:
+            line += "; --overwrite recompiles existing games"
+    return line
 
 
 def run_pack(args: argparse.Namespace) -> int:

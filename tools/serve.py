@@ -61,6 +61,7 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
 
 from agents.hf import Generation, HFAgent, SamplingParams  # noqa: E402
 from agents.prompts import render_prompt  # noqa: E402
+from tools._cli import HelpFormatter  # noqa: E402
 
 __all__ = ["ModelServer", "OpenAIServer", "make_server", "main"]
 
@@ -729,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="serve.py",
         description="Serve a transformers causal LM over an OpenAI-compatible API "
         "(chat completions and completions, with log-probs and prompt log-probs).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "model",

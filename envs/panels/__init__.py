@@ -22,6 +22,7 @@ version (a new name).
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,9 @@ def load_panel(env_id: str, name: str | None = None) -> Panel:
     path = panel_path(env_id, name)
     if not path.is_file():
         known = [p.name for p in list_panels(env_id)]
-        hint = f"known panels: {known}" if known else "it has no panels"
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint += f"known panels: {known}" if known else "it has no panels"
         raise PanelNotFound(f"no panel {name!r} for {env_id}; {hint}{_HOW_TO_ADD}")
     return Panel.from_dict(json.loads(path.read_text()), source=str(path))
 
@@ -171,5 +174,5 @@ def default_panels(env_id: str) -> list[Panel]:
 
 
 def default_panel(env_id: str) -> Panel:
-    """The first of ``default_panels(env_id)`` (by name): one panel when one is needed."""
+    """The env's default panel (each shipped id has exactly one, ``tests/test_panels.py``)."""
     return default_panels(env_id)[0]
