@@ -144,6 +144,11 @@ class TrainConfig:
         choices=("float32", "bfloat16"),
     )
     device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
+    activation_checkpointing: bool = setting(
+        False,
+        "recompute each decoder layer's activations in the backward (less memory, ~1/3 more "
+        "compute per step; distill.memory)",
+    )
     train_temperature: float = setting(1.0, "sampling temperature of training rollouts", above=0)
     eval_temperature: float = setting(0.4, "sampling temperature of evaluations", minimum=0)
     eval_mode: str = setting(

@@ -36,6 +36,7 @@ from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoin
 from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
 from distill.losses import aggregate
+from distill.memory import enable_activation_checkpointing
 from distill.methods import METHODS
 from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
 from distill.models import (
@@ -296,6 +297,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if teacher is not None:
             check_teacher_tokens(teacher, _probe_prompts(collector, student))
         model = student.model
+        if config.activation_checkpointing:
+            enable_activation_checkpointing(model)
         # full_vocab reverse KL reads the teacher's logits: an in-process teacher's module.
         teacher_module = getattr(teacher, "model", None)
         if not isinstance(teacher_module, torch.nn.Module):
