@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "config_path",
     "describe_fields",
+    "bfloat16_problem",
     "device_problem",
     "load_config",
 ]
@@ -140,7 +141,8 @@ class TrainConfig:
     )
     dtype: str = setting(
         "float32",
-        "float32, or bfloat16 (autocast of the student's forward)",
+        "float32, or bfloat16: forward and backward autocast to bfloat16, weights and AdamW "
+        "state stay float32 (fp32 master weights)",
         choices=("float32", "bfloat16"),
     )
     device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
@@ -237,6 +239,9 @@ class TrainConfig:
         problem = device_problem(self.device)
         if problem:
             raise ConfigError(f"device: {problem}")
+        problem = bfloat16_problem(self.device) if self.dtype == "bfloat16" else None
+        if problem:
+            raise ConfigError(f"dtype: bfloat16 cannot run here ({problem}); use dtype: float32")
 
     def _check_models(self) -> None:
         from agents.factory import check_agent_spec, model_spec
@@ -339,6 +344,23 @@ def device_problem(device: str) -> str | None:
     if kind == "mps":
         return None if torch.backends.mps.is_available() else "'mps' is not available here"
     return f"{device!r} is not a device; use cpu, cuda, cuda:N or mps"
+
+
+def bfloat16_problem(device: str) -> str | None:
+    """Why ``device`` cannot compute in bfloat16 (None when it can).
+
+    A CPU without bfloat16 instructions (oneDNN's AVX512-BF16/AMX support) would
+    emulate every bfloat16 operation, slower than float32; a CUDA GPU before Ampere
+    has no bfloat16 arithmetic.
+    """
+    import torch
+
+    if device == "cpu":
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+        return None if supported() else "this CPU has no bfloat16 instructions"
+    if device.startswith("cuda"):
+        return None if torch.cuda.is_bf16_supported() else f"{device} has no bfloat16 arithmetic"
+    return None
 
 
 # -- value checks ------------------------------------------------------------------------

@@ -60,3 +60,15 @@ def test_config_takes_activation_checkpointing() -> None:
     assert load_config(None, {**values, "activation_checkpointing": True}).activation_checkpointing
     with pytest.raises(ConfigError, match="activation_checkpointing"):
         load_config(None, {**values, "activation_checkpointing": "often"})
+
+
+def test_bfloat16_on_a_device_without_it_is_one_line(monkeypatch) -> None:
+    from distill.config import ConfigError, load_config
+
+    values = {"method": "sft", "env_id": "WebShop-v0", "student": "micro", "eval_episodes": 0}
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.raises(ConfigError, match="dtype: bfloat16 cannot run here .*use dtype: float32"):
+        load_config(None, {**values, "dtype": "bfloat16"})
+    assert load_config(None, values).dtype == "float32"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert load_config(None, {**values, "dtype": "bfloat16"}).dtype == "bfloat16"
