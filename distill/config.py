@@ -146,6 +146,10 @@ class TrainConfig:
         choices=("float32", "bfloat16"),
     )
     device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
+    lora_rank: int = setting(
+        0, "0: train every weight; r > 0: train LoRA adapters of rank r (needs peft)", minimum=0
+    )
+    lora_alpha: float = setting(16.0, "LoRA scale numerator (adapter scale: alpha / rank)", above=0)
     activation_checkpointing: bool = setting(
         False,
         "recompute each decoder layer's activations in the backward (less memory, ~1/3 more "
@@ -239,6 +243,12 @@ class TrainConfig:
         problem = device_problem(self.device)
         if problem:
             raise ConfigError(f"device: {problem}")
+        if self.lora_rank:
+            from distill.lora import peft_problem
+
+            problem = peft_problem()
+            if problem:
+                raise ConfigError(f"lora_rank: {problem}")
         problem = bfloat16_problem(self.device) if self.dtype == "bfloat16" else None
         if problem:
             raise ConfigError(f"dtype: bfloat16 cannot run here ({problem}); use dtype: float32")
