@@ -8,7 +8,8 @@ layer with ``torch.utils.checkpoint`` (non-reentrant) rather than using the
 Hugging Face switch, because that switch is inert in eval mode and the trainer
 keeps the student in eval mode (no dropout, the same forward as generation).
 Gradients and losses are those of the unwrapped model; under ``no_grad``
-(generation, scoring) the wrapper is a plain call.
+(generation, scoring) the wrapper is a plain call, and with gradients on the
+layer runs without a KV cache (a training forward reads none).
 """
 
 from __future__ import annotations
@@ -51,4 +52,9 @@ def enable_activation_checkpointing(model: torch.nn.Module) -> int:
 def _checkpointed(forward: Any, *args: Any, **kwargs: Any) -> Any:
     if not torch.is_grad_enabled():
         return forward(*args, **kwargs)
+    # A KV cache would take the layer's keys twice (forward and recomputation); a
+    # forward that trains reads no cache, so the checkpointed layer runs without one.
+    for key in ("cache", "past_key_value", "past_key_values"):
+        if key in kwargs:
+            kwargs[key] = None
     return checkpoint(forward, *args, use_reentrant=False, **kwargs)

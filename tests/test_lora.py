@@ -75,7 +75,9 @@ def test_a_lora_run_trains_and_exports_a_merged_model(tmp_path: Path) -> None:
 
     from distill.trainer import train
 
-    config = small_config("sft", tmp_path, eval_episodes=0, lora_rank=4, lora_alpha=8.0)
+    config = small_config(
+        "sft", tmp_path, eval_episodes=0, lora_rank=4, lora_alpha=8.0, activation_checkpointing=True
+    )
     train(config, progress=False)
     assert (tmp_path / "final" / "adapter" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "final")

@@ -28,7 +28,9 @@ def _step(model: torch.nn.Module, ids: torch.Tensor) -> tuple[float, list[torch.
 
     model.zero_grad(set_to_none=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        logits = model(input_ids=ids).logits
+        mask = torch.ones_like(ids)
+        mask[0, :5] = 0  # left padding, as the trainer's batches have
+        logits = model(input_ids=ids, attention_mask=mask).logits
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)
         )
