@@ -82,3 +82,44 @@ def test_a_lora_run_trains_and_exports_a_merged_model(tmp_path: Path) -> None:
     assert (tmp_path / "final" / "adapter" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "final")
     assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+@pytest.mark.slow
+def test_a_resumed_lora_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_distill_methods import small_config
+
+    from distill.trainer import train
+
+    def run(folder: Path, **overrides):
+        values = dict(eval_episodes=0, lora_rank=4, lora_alpha=8.0, total_steps=2)
+        train(small_config("sft", folder, **values, **overrides), progress=False)
+
+    run(tmp_path / "whole")
+    run(tmp_path / "cut", keep_checkpoints=3)
+    cut = tmp_path / "cut"
+    # As if killed after the first checkpoint: the second and final/ never written.
+    shutil.rmtree(cut / "checkpoints" / "step-00000002")
+    shutil.rmtree(cut / "final")
+    train(
+        small_config(
+            "sft",
+            cut,
+            eval_episodes=0,
+            lora_rank=4,
+            lora_alpha=8.0,
+            total_steps=2,
+            keep_checkpoints=3,
+        ),
+        resume=True,
+        progress=False,
+    )
+    whole = load_file(tmp_path / "whole" / "final" / "model.safetensors")
+    resumed = load_file(cut / "final" / "model.safetensors")
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
