@@ -161,7 +161,8 @@ def save_checkpoint(
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".step-{step:08d}.", dir=root))
         model_to_save = getattr(model, "module", model)  # unwrap DistributedDataParallel
-        if hasattr(model_to_save, "save_pretrained"):
+        # A peft model's save_pretrained writes the adapter alone: it keeps a state dict.
+        if hasattr(model_to_save, "save_pretrained") and not hasattr(model_to_save, "peft_config"):
             model_to_save.save_pretrained(staging / "model")
         else:
             (staging / "model").mkdir()

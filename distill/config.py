@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "config_path",
     "describe_fields",
+    "bfloat16_problem",
     "device_problem",
     "load_config",
 ]
@@ -140,10 +141,20 @@ class TrainConfig:
     )
     dtype: str = setting(
         "float32",
-        "float32, or bfloat16 (autocast of the student's forward)",
+        "float32, or bfloat16: forward and backward autocast to bfloat16, weights and AdamW "
+        "state stay float32 (fp32 master weights)",
         choices=("float32", "bfloat16"),
     )
     device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
+    lora_rank: int = setting(
+        0, "0: train every weight; r > 0: train LoRA adapters of rank r (needs peft)", minimum=0
+    )
+    lora_alpha: float = setting(16.0, "LoRA scale numerator (adapter scale: alpha / rank)", above=0)
+    activation_checkpointing: bool = setting(
+        False,
+        "recompute each decoder layer's activations in the backward (less memory, ~1/3 more "
+        "compute per step; distill.memory)",
+    )
     train_temperature: float = setting(1.0, "sampling temperature of training rollouts", above=0)
     eval_temperature: float = setting(0.4, "sampling temperature of evaluations", minimum=0)
     eval_mode: str = setting(
@@ -232,6 +243,15 @@ class TrainConfig:
         problem = device_problem(self.device)
         if problem:
             raise ConfigError(f"device: {problem}")
+        if self.lora_rank:
+            from distill.lora import peft_problem
+
+            problem = peft_problem()
+            if problem:
+                raise ConfigError(f"lora_rank: {problem}")
+        problem = bfloat16_problem(self.device) if self.dtype == "bfloat16" else None
+        if problem:
+            raise ConfigError(f"dtype: bfloat16 cannot run here ({problem}); use dtype: float32")
 
     def _check_models(self) -> None:
         from agents.factory import check_agent_spec, model_spec
@@ -334,6 +354,23 @@ def device_problem(device: str) -> str | None:
     if kind == "mps":
         return None if torch.backends.mps.is_available() else "'mps' is not available here"
     return f"{device!r} is not a device; use cpu, cuda, cuda:N or mps"
+
+
+def bfloat16_problem(device: str) -> str | None:
+    """Why ``device`` cannot compute in bfloat16 (None when it can).
+
+    A CPU without bfloat16 instructions (oneDNN's AVX512-BF16/AMX support) would
+    emulate every bfloat16 operation, slower than float32; a CUDA GPU before Ampere
+    has no bfloat16 arithmetic.
+    """
+    import torch
+
+    if device == "cpu":
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+        return None if supported() else "this CPU has no bfloat16 instructions"
+    if device.startswith("cuda"):
+        return None if torch.cuda.is_bf16_supported() else f"{device} has no bfloat16 arithmetic"
+    return None
 
 
 # -- value checks ------------------------------------------------------------------------

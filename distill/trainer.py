@@ -35,7 +35,9 @@ from distill.batching import Example, collate
 from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoint
 from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
+from distill.lora import apply_lora, save_final
 from distill.losses import aggregate
+from distill.memory import enable_activation_checkpointing
 from distill.methods import METHODS
 from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
 from distill.models import (
@@ -147,6 +149,9 @@ def _distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            # One GPU per rank: device "cuda" (no index) then means this rank's GPU.
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch.distributed.init_process_group(backend=backend)
     if world > 1:
         return torch.distributed.get_rank(), world
@@ -297,13 +302,19 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     try:
         if teacher is not None:
             check_teacher_tokens(teacher, _probe_prompts(collector, student))
+        if config.lora_rank:
+            student.model = apply_lora(
+                student.model, rank=config.lora_rank, alpha=config.lora_alpha
+            )
         model = student.model
+        if config.activation_checkpointing:
+            enable_activation_checkpointing(model)
         # full_vocab reverse KL reads the teacher's logits: an in-process teacher's module.
         teacher_module = getattr(teacher, "model", None)
         if not isinstance(teacher_module, torch.nn.Module):
             teacher_module = None
         optimizer = torch.optim.AdamW(
-            model.parameters(),
+            [p for p in model.parameters() if p.requires_grad],  # LoRA: the adapters
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
             betas=config.adam_betas,
@@ -444,7 +455,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     )
                 stats.update(method_stats)
                 if world > 1:
-                    for parameter in model.parameters():
+                    for parameter in (p for p in model.parameters() if p.requires_grad):
                         if parameter.grad is None:
                             parameter.grad = torch.zeros_like(parameter)
                         torch.distributed.all_reduce(parameter.grad)
@@ -533,7 +544,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             )
     if rank == 0:
         plot_curves(run_dir, title=f"{config.method} on {config.env_id}")
-        student.model.save_pretrained(run_dir / "final")
+        save_final(student.model, run_dir / "final")  # LoRA: adapters merged
         student.tokenizer.save_pretrained(run_dir / "final")
         atomic_write_json(run_dir / "summary.json", summary)
     return summary
