@@ -417,12 +417,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             timings: dict[str, float] = {}
             started, env_before = time.perf_counter(), collector.env_seconds
             collector.history = [] if trajectories is not None else None
+            errors_before = collector.env_errors
             examples, metrics = method.make_examples(ctx, step)
+            # The rollouts written are the ones this step trains on.
             if trajectories is not None:
                 for row in rollout_rows(step + 1, collector.history or []):
                     trajectories.write(row)
-            errors_before = collector.env_errors
-            examples, metrics = method.make_examples(ctx, step)
             # Episodes an env failure ended this step (they stop the run only many in a row).
             metrics["env_errors"] = collector.env_errors - errors_before
             timings["time_scoring_s"] = float(metrics.pop("time_scoring_s", 0.0))
