@@ -497,3 +497,27 @@ def test_sft_on_packed_trajectories_trains_and_logs_the_units(tmp_path: Path) ->
     # two packed episodes per step: more trained tokens than any single turn holds
     assert all(row["tokens"] > 40 for row in trained)
     assert summary["final"]["eval_episodes"] >= 1
+
+
+def test_each_step_collects_its_rollouts_once_and_writes_the_ones_it_trains_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import distill.methods.opd as opd
+    from distill.trainer import train
+
+    made: list[int] = []  # the steps make_examples ran for
+    trained_turns: list[int] = []  # turns with tokens in the examples each call returned
+    make_examples = opd.make_examples
+
+    def counting(ctx, step):
+        examples, metrics = make_examples(ctx, step)
+        made.append(step)
+        trained_turns.append(sum(1 for e in examples if e.completion_ids))
+        return examples, metrics
+
+    monkeypatch.setattr(opd, "make_examples", counting)
+    train(small_config("opd", tmp_path / "run"), progress=False)
+    assert made == [0, 1]  # once per step: a second call would roll out (and train on) new episodes
+    rows = [json.loads(line) for line in (tmp_path / "run" / "trajectories.jsonl").open()]
+    # the trajectories written are the rollouts trained on: one row per trained turn, per step
+    assert [sum(1 for r in rows if r["step"] == s + 1) for s in made] == trained_turns
