@@ -14,6 +14,9 @@ Specs:
 * ``package.module:ClassName``: your own agent class (see docs/writing-an-agent.md);
   the current working directory is importable.
 
+``model:<folder-or-hub-name>`` is an old spelling of ``hf:``: it still works, with a one-line
+notice (:func:`canonical_spec`).
+
 Configs may also name a model by a bare size (``micro``) or an existing folder;
 :func:`model_spec` turns those into ``tiny:`` and ``hf:`` specs.
 
@@ -29,9 +32,11 @@ your own classes get the options their constructor accepts.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +47,9 @@ from envs.imports import import_module
 __all__ = [
     "BUILTIN_AGENTS",
     "MODEL_PREFIXES",
+    "SPEC_ALIASES",
     "SPEC_GRAMMAR",
+    "canonical_spec",
     "check_agent_spec",
     "is_model_spec",
     "make_agent",
@@ -57,13 +64,34 @@ SPEC_GRAMMAR = (
     "'expert', 'random', 'hf:<folder-or-hub-name>', 'tiny:<size>', "
     "'openai:<base-url>#<model>' or 'package.module:ClassName'"
 )
+#: Old spec prefixes, still read: {old: new}. Each prints a one-line notice, once per spec.
+SPEC_ALIASES: dict[str, str] = {"model:": "hf:"}
+_NOTED: set[str] = set()
 # Options that mean something to in-process models only: a served model ignores them.
 _SERVER_SIDE_OPTIONS = ("device", "dtype", "trust_remote_code", "attn_implementation")
 
 
+def canonical_spec(spec: str) -> str:
+    """``spec`` in today's grammar: an old prefix (``model:``) becomes its new one (``hf:``),
+    with a one-line notice on stderr. ``model:Name`` stays a class spec when a module
+    ``model`` is importable (your own ``model.py`` with the class ``Name``)."""
+    for old, new in SPEC_ALIASES.items():
+        target = spec[len(old) :]
+        if not spec.startswith(old) or (
+            target.isidentifier() and importlib.util.find_spec(old[:-1]) is not None
+        ):
+            continue
+        canonical = new + target
+        if spec not in _NOTED:
+            _NOTED.add(spec)
+            print(f"note: agent spec {spec!r} is now written {canonical!r}", file=sys.stderr)
+        return canonical
+    return spec
+
+
 def is_model_spec(spec: str) -> bool:
     """Whether ``spec`` names a language-model agent."""
-    return spec.startswith(MODEL_PREFIXES)
+    return canonical_spec(spec).startswith(MODEL_PREFIXES)
 
 
 def _sizes() -> dict[str, Any]:
@@ -76,7 +104,7 @@ def model_spec(value: str) -> str:
     """A model named in a config, as a spec: a bare size becomes ``tiny:<size>``, an existing
     folder ``hf:<folder>``; a spec is returned as it is. Anything else is a ValueError that
     says what is allowed (a hub name must be written ``hf:<name>``)."""
-    text = str(value).strip()
+    text = canonical_spec(str(value).strip())
     if not text:
         raise ValueError(f"an empty model name; use a size ({', '.join(_sizes())}) or a spec")
     if is_model_spec(text) or text in BUILTIN_AGENTS:
@@ -98,6 +126,7 @@ def model_spec(value: str) -> str:
 def check_agent_spec(spec: str, *, models_only: bool = False) -> None:
     """Raise a one-line ValueError if ``spec`` cannot name an agent, without building it
     (folders are looked up, classes imported, URLs parsed; no weights are loaded)."""
+    spec = canonical_spec(spec)
     kind, sep, target = spec.partition(":")
     if spec in BUILTIN_AGENTS and not models_only:
         return
@@ -225,6 +254,7 @@ def make_agent(
     spec: str, *, seed: int | None = None, options: dict[str, Any] | None = None
 ) -> Agent:
     """Instantiate the agent named by ``spec`` (see the module docstring)."""
+    spec = canonical_spec(spec)
     options = dict(options or {})
     if is_model_spec(spec):
         return _model_agent(spec, seed, options)

@@ -181,6 +181,12 @@ class TrainConfig:
     keep_checkpoints: int = setting(2, "checkpoints kept (the newest)", minimum=1)
     train_split: str = setting("train", "the env split training tasks come from")
     tensorboard: bool = setting(True, "also log to TensorBoard (run_dir/tensorboard)")
+    track: str = setting(
+        "none",
+        "also log to an experiment tracker: none, or wandb (offline unless WANDB_MODE says "
+        "otherwise; run_dir/wandb; needs the tracking extra)",
+        choices=("none", "wandb"),  # envs.tracking.TRACKERS
+    )
     save_trajectories: bool = setting(
         True, "write every training rollout's turns, with token log-probs, to trajectories.jsonl"
     )
@@ -210,6 +216,13 @@ class TrainConfig:
             raise ConfigError(f"adam_betas: each must be in [0, 1), not {list(self.adam_betas)}")
         self._check_device()
         self._check_models()
+        if self.track != "none":
+            from envs.tracking import TrackingError, check_tracker
+
+            try:
+                check_tracker(self.track)
+            except TrackingError as error:
+                raise ConfigError(f"track: {error}") from None
         run_dir = Path(self.run_dir)
         if run_dir.exists() and not run_dir.is_dir():
             raise ConfigError(f"run_dir: {self.run_dir} is a file; give a folder")

@@ -2,7 +2,8 @@
 
 ``MetricsLog(run_dir)`` appends one JSON object per ``log(step, **values)``
 to ``run_dir/metrics.jsonl`` and mirrors scalars to TensorBoard under
-``run_dir/tensorboard``. On resume, rows after the checkpoint's step are
+``run_dir/tensorboard`` (and, with ``track="wandb"``, to a Weights & Biases
+run under ``run_dir/wandb``: ``envs.tracking``). On resume, rows after the checkpoint's step are
 dropped first, so the file reads as one uninterrupted run. ``plot_curves``
 draws every numeric metric against the step into ``run_dir/curves.png``.
 """
@@ -65,7 +66,13 @@ class MetricsLog:
     """Append-only metrics of one run (see the module docstring)."""
 
     def __init__(
-        self, run_dir: str | Path, *, resume_step: int | None = None, tensorboard: bool = True
+        self,
+        run_dir: str | Path,
+        *,
+        resume_step: int | None = None,
+        tensorboard: bool = True,
+        track: str = "none",
+        track_config: dict[str, Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
@@ -80,6 +87,15 @@ class MetricsLog:
                 )
             except ImportError:  # tensorboard is optional
                 self._writer = None
+        from envs.tracking import open_run
+
+        self._tracking = open_run(
+            track,
+            folder=self.run_dir,
+            name=self.run_dir.name,
+            config=track_config,
+            resume=resume_step is not None,
+        )
 
     def log(self, step: int, **values: Any) -> None:
         self._rows.write({"step": int(step), **values})
@@ -91,11 +107,15 @@ class MetricsLog:
                     and math.isfinite(value)
                 ):
                     self._writer.add_scalar(key, value, step)
+        if self._tracking is not None:
+            self._tracking.log(values, step=int(step))
 
     def close(self) -> None:
         self._rows.close()
         if self._writer is not None:
             self._writer.close()
+        if self._tracking is not None:
+            self._tracking.close()
 
 
 def rollout_rows(step: int, rollouts: Any) -> list[dict[str, Any]]:

@@ -363,6 +363,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 run_dir,
                 resume_step=start_step if checkpoint else None,
                 tensorboard=config.tensorboard and rank == 0,
+                track=config.track,
+                track_config=config.to_dict(),
             )
             if rank == 0
             else None

@@ -78,17 +78,23 @@ def format_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """(columns, one list of cells per row): env, panel, agent, then every summary key at
+    full precision ("" where a row lacks it)."""
+    keys = sorted({key for row in rows for key in row["summary"]})
+    data = [
+        [row["env_id"], row["panel"], row["agent"], *(row["summary"].get(k, "") for k in keys)]
+        for row in rows
+    ]
+    return ["env", "panel", "agent", *keys], data
+
+
 def format_csv(rows: list[dict[str, Any]]) -> str:
     """One line per row: env, panel, agent, then every summary key at full precision."""
-    keys = sorted({key for row in rows for key in row["summary"]})
+    columns, data = summary_table(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["env", "panel", "agent", *keys])
-    for row in rows:
-        summary = row["summary"]
-        writer.writerow(
-            [row["env_id"], row["panel"], row["agent"], *(summary.get(k, "") for k in keys)]
-        )
+    writer.writerows([columns, *data])
     return buffer.getvalue()
 
 

@@ -36,14 +36,27 @@ class DeprecatedAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def add_alias(parser: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """A hidden old spelling ``old`` of the flag ``new`` (same dest; prints a notice when used)."""
+    dest = new.lstrip("-").replace("-", "_")
+    parser.add_argument(
+        old, dest=dest, action=DeprecatedAlias, new_flag=new, help=argparse.SUPPRESS, **kwargs
+    )
+
+
 def add_max_turns(parser: argparse.ArgumentParser, help_text: str) -> None:
     """``--max-turns N`` (every tool's turn-cap flag) and its old spelling ``--max-steps``."""
     parser.add_argument("--max-turns", type=int, metavar="N", help=help_text)
-    parser.add_argument(
-        "--max-steps",
-        dest="max_turns",
-        type=int,
-        action=DeprecatedAlias,
-        new_flag="--max-turns",
-        help=argparse.SUPPRESS,
-    )
+    add_alias(parser, "--max-steps", "--max-turns", type=int)
+
+
+def add_device(parser: argparse.ArgumentParser, help_text: str, default: str | None = None) -> None:
+    """``--device``: where in-process models run (cpu, cuda, cuda:N or mps)."""
+    parser.add_argument("--device", default=default, metavar="DEVICE", help=help_text)
+
+
+def add_track(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--track {none,wandb}``: an experiment tracker beside the tool's own files."""
+    from envs.tracking import TRACKERS
+
+    parser.add_argument("--track", choices=TRACKERS, help=help_text)

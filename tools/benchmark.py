@@ -42,10 +42,15 @@ import gymnasium as gym  # noqa: E402
 
 import envs  # noqa: E402
 from agents import agent_env_kwargs, make_agent  # noqa: E402
-from agents.factory import is_model_spec  # noqa: E402
+from agents.factory import SPEC_GRAMMAR, canonical_spec, is_model_spec  # noqa: E402
 from agents.openai_agent import ServerError  # noqa: E402
 from agents.trajectory import TrajectoryWriter, actor_of, turn_record  # noqa: E402
-from envs.benchmark_report import format_table, write_plot, write_tables  # noqa: E402
+from envs.benchmark_report import (  # noqa: E402
+    format_table,
+    summary_table,
+    write_plot,
+    write_tables,
+)
 from envs.evaluation import (  # noqa: E402
     TurnEvent,
     evaluate_panel,
@@ -58,7 +63,8 @@ from envs.fileio import atomic_write_json  # noqa: E402
 from envs.imports import import_modules  # noqa: E402
 from envs.panels import default_panels, list_panels, load_panel  # noqa: E402
 from envs.registration import ENV_ENTRIES, check_env_id  # noqa: E402
-from tools._cli import HelpFormatter, add_max_turns  # noqa: E402
+from envs.tracking import TrackingError, check_tracker, open_run  # noqa: E402
+from tools._cli import HelpFormatter, add_device, add_max_turns, add_track  # noqa: E402
 
 gym.register_envs(envs)
 
@@ -95,9 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--agent",
         action="append",
         metavar="SPEC",
-        help="agent to run (repeatable): 'expert', 'random', 'hf:<name-or-path>' (a transformers "
-        "model), 'openai:<base-url>#<model>' (an OpenAI-compatible server), 'tiny:<size>' (a random "
-        "offline model), or 'package.module:ClassName'. Default: expert and random.",
+        help=f"agent to run (repeatable): {SPEC_GRAMMAR}. Default: expert and random.",
     )
     parser.add_argument(
         "--agent-kwargs",
@@ -128,8 +132,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--episodes", type=int, metavar="N", help="play only the first N tasks of each panel"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed given to agents that take one")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed given to agents that take one"
+    )
     add_max_turns(parser, "turn cap per episode (default: the id's registered max_episode_steps)")
+    add_device(
+        parser, "where hf: and tiny: agents run: cpu, cuda, cuda:N or mps (their device option)"
+    )
     parser.add_argument(
         "--env-kwargs",
         default="{}",
@@ -144,6 +153,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the plot goes beside it with a .png suffix",
     )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    add_track(
+        parser,
+        "also log the result table to an experiment tracker (wandb: offline, beside --out; "
+        "needs the tracking extra)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--list", action="store_true", help="list env ids and their panels, then exit"
@@ -167,6 +181,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--episodes must be at least 1")
     if args.max_turns is not None and args.max_turns < 1:
         parser.error("--max-turns must be at least 1")
+    if args.device is not None:
+        from distill.config import device_problem
+
+        if device_problem(args.device):
+            parser.error(f"--device: {device_problem(args.device)}")
+        args.agent_kwargs["device"] = args.device
+    args.agent = [canonical_spec(spec) for spec in args.agent or []] or None
     try:
         import_modules(args.imports)
         for env_id in args.env or []:
@@ -224,6 +245,21 @@ def _trajectory_hook(writer: TrajectoryWriter, spec: str, actor: str, keep_ids: 
     return on_turn
 
 
+def track_results(kind: str, rows: list[dict], out: Path, command: str) -> str:
+    """Log the result table (and each row's numbers as summary scalars) to a tracker run
+    named after ``out``, written beside it; where the run is."""
+    columns, data = summary_table(rows)
+    run = open_run(kind, folder=out.parent, name=out.stem, config={"command": command})
+    try:
+        run.table("results", columns, data)
+        for row in rows:
+            prefix = f"{row['env_id']}/{row['panel']}/{row['agent']}"
+            run.summary({f"{prefix}/{key}": value for key, value in row["summary"].items()})
+    finally:
+        run.close()
+    return run.where()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -236,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{entry.id}  cap={entry.max_episode_steps}{needs}\n    panels: {panels}")
         return 0
 
+    try:
+        check_tracker(args.track or "none")  # before any episode: a missing extra is one line
+    except TrackingError as error:
+        print(f"error: --track {args.track}: {error}", file=sys.stderr)
+        return 2
     env_ids, notes = runnable_env_ids(args.env)
     for note in notes:
         print(note, file=sys.stderr)
@@ -398,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         plot = write_plot(rows, out.with_suffix(".png"))
         if plot:
             print(f"plot:    {plot}")
+    if args.track and args.track != "none" and rows:
+        print(f"tracked: {track_results(args.track, rows, out, report['command'])}")
     if failure is not None:
         print(f"error: {failure[1]}", file=sys.stderr)
         return failure[0]

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from agents.factory import SPEC_GRAMMAR  # noqa: E402
-from tools._cli import HelpFormatter  # noqa: E402
+from agents.factory import SPEC_GRAMMAR, canonical_spec  # noqa: E402
+from tools._cli import HelpFormatter, add_device, add_max_turns  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,15 +56,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MODULE",
         help="import this module first (repeatable), e.g. one that registers your own env ids",
     )
-    parser.add_argument("--episodes", type=int, default=100, help="episodes to play")
-    parser.add_argument("--split", default="train", help="split the tasks are drawn from")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=100, metavar="N", help="episodes to play")
     parser.add_argument(
-        "--max-turns", type=int, metavar="N", help="turn cap (default: the env family's)"
+        "--split", default="train", metavar="NAME", help="split the tasks are drawn from"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seeds the agent and the task draws"
+    )
+    add_max_turns(parser, "turn cap per episode (default: the env family's)")
+    add_device(
+        parser, "where hf: and tiny: agents run: cpu, cuda, cuda:N or mps (their device option)"
     )
     parser.add_argument("--all", action="store_true", help="keep failed episodes too")
-    parser.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    parser.add_argument("--num-envs", type=int, default=4, help="envs played side by side")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="JSONL file to write"
+    )
+    parser.add_argument(
+        "--num-envs", type=int, default=4, metavar="N", help="envs played side by side"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
@@ -78,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             raise ValueError
     except ValueError:
         parser.error(f"--agent-kwargs must be a JSON object, got {args.agent_kwargs!r}")
+    if args.device is not None:
+        from distill.config import device_problem
+
+        if device_problem(args.device):
+            parser.error(f"--device: {device_problem(args.device)}")
+        args.agent_kwargs["device"] = args.device
+    args.agent = canonical_spec(args.agent)
     return args
 
 
@@ -160,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.episodes)
         ]
         print(f"collecting {args.episodes} episodes of {args.agent} on {args.env} ({args.split})")
-        rollouts = collector.collect(requests, progress="episodes")
+        rollouts = collector.collect(requests, progress=None if args.quiet else "episodes")
     except ServerError as error:
         print(f"error: agent {args.agent}: {error}", file=sys.stderr)
         return 3

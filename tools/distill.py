@@ -3,12 +3,16 @@
 
     python tools/distill.py --config configs/guided_opd.yaml
     python tools/distill.py --config opd --set total_steps=50 --set env_id=WebShop-v0
+    python tools/distill.py --config sft --out runs/sft-s1 --seed 1 --device cuda --track wandb
     python tools/distill.py --config configs/guided_opd.yaml --resume     # continue a killed run
     python tools/distill.py --config opd --import mypkg.envs --set env_id=MyEnv-v0
     python tools/distill.py --config opd --set teacher='openai:http://127.0.0.1:8000/v1#teacher'
 
 A config names a method and its settings; ``--set`` overrides any field
-(``--help-fields`` lists them with their defaults). ``teacher: recipe`` (the
+(``--help-fields`` lists them with their defaults), and the common flags
+override theirs: ``--out`` (run_dir), ``--seed``, ``--max-turns``,
+``--split`` (train_split), ``--panel`` (eval_panel), ``--episodes``
+(eval_episodes), ``--device`` and ``--track``. ``teacher: recipe`` (the
 shipped configs' default) is the embedded offline teacher: a tiny model trained
 by SFT on expert trajectories of the config's env, built once into the cache
 (``$MENTORGYM_CACHE``, default ``~/.cache/mentorgym``) and reused.
@@ -37,6 +41,19 @@ import yaml  # noqa: E402
 
 from distill.config import CONFIG_DIR, ConfigError, describe_fields, load_config  # noqa: E402
 from envs.imports import import_modules  # noqa: E402
+from tools._cli import HelpFormatter, add_alias, add_device, add_max_turns, add_track  # noqa: E402
+
+#: The common flags that stand for a config field: (flag's dest, field).
+FLAG_FIELDS = (
+    ("out", "run_dir"),
+    ("seed", "seed"),
+    ("max_turns", "max_turns"),
+    ("split", "train_split"),
+    ("panel", "eval_panel"),
+    ("episodes", "eval_episodes"),
+    ("device", "device"),
+    ("track", "track"),
+)
 
 
 def parse_value(text: str) -> Any:
@@ -52,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="distill.py",
         description=__doc__.split("\n\n")[0],
         epilog="Configs: " + ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--config", help="YAML config file, or the name of a shipped one (e.g. guided_opd)"
@@ -76,7 +93,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--resume", action="store_true", help="continue from run_dir's newest checkpoint"
     )
-    parser.add_argument("--run-dir", help="where the run writes (overrides the config's run_dir)")
+    parser.add_argument("--out", metavar="DIR", help="where the run writes (the config's run_dir)")
+    add_alias(parser, "--run-dir", "--out")
+    parser.add_argument("--seed", type=int, metavar="N", help="the config's seed")
+    add_max_turns(parser, "turn cap of an episode (the config's max_turns)")
+    parser.add_argument(
+        "--split", metavar="NAME", help="the env split training tasks come from (train_split)"
+    )
+    parser.add_argument(
+        "--panel", metavar="NAME|PATH", help="the panel evaluations play (eval_panel)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, metavar="N", help="evaluate on the panel's first N tasks"
+    )
+    add_device(parser, "where the models train and run: cpu, cuda, cuda:N or mps")
+    add_track(parser, "also log metrics to an experiment tracker (wandb: offline, run_dir/wandb)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--help-fields",
@@ -96,8 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not sep or not key.strip():
             parser.error(f"--set takes KEY=VALUE, got {item!r}")
         overrides[key.strip()] = parse_value(value)
-    if args.run_dir:
-        overrides["run_dir"] = args.run_dir
+    for dest, name in FLAG_FIELDS:  # a flag wins over --set of the same field
+        if getattr(args, dest) is not None:
+            overrides[name] = getattr(args, dest)
     args.override_values = overrides
     return args
 

@@ -713,9 +713,17 @@ def make_server(
 def load_agent(model: str, *, dtype: str, device: str, trust_remote_code: bool) -> HFAgent:
     """The model to serve, by the project's agent grammar: ``tiny:<size>`` (a random offline
     model), ``hf:<folder-or-hub-name>``, or a bare folder or hub name (read as ``hf:``)."""
-    from agents.factory import make_agent
+    from agents.factory import canonical_spec, check_agent_spec, make_agent
 
-    spec = model if model.startswith(("tiny:", "hf:")) else f"hf:{model}"
+    spec = canonical_spec(model)
+    if not spec.startswith(("tiny:", "hf:")):
+        if ":" in spec and not Path(spec).expanduser().is_dir():
+            raise ValueError(
+                f"cannot serve {model!r}: give a model folder, hf:<folder-or-hub-name> "
+                "or tiny:<size>"
+            )
+        spec = f"hf:{spec}"
+    check_agent_spec(spec, models_only=True)  # a missing folder is one line, before any load
     options: dict[str, Any] = {"device": device}
     if spec.startswith("hf:"):
         options.update(dtype=dtype, trust_remote_code=trust_remote_code)
@@ -751,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry warnings would come before our one-line error
     try:
         agent = load_agent(
             args.model,

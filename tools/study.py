@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from distill.study.presets import PRESET_DIR, load_preset  # noqa: E402
+from tools._cli import HelpFormatter, add_device  # noqa: E402
 
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
 CALLS = "calls.json"
@@ -47,11 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="study.py",
         description=__doc__.split("\n\n")[0],
         epilog="Presets: " + ", ".join(presets),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--preset", required=True, help="a preset name or a YAML path")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/study-<preset>)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default: runs/study-<preset>)"
+    )
+    add_device(parser, "where the students train: cpu, cuda, cuda:N or mps", default="cpu")
     parser.add_argument(
         "--import",
         dest="imports",

@@ -174,7 +174,9 @@ class HFAgent(TurnTakingAgent):
         try:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, **load)
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot load a tokenizer from {name_or_path!r}: {error}") from None
+            raise ValueError(
+                f"cannot load a tokenizer from {name_or_path!r}: {_first_line(error)}"
+            ) from None
         model_kwargs = dict(load)
         major = int(transformers.__version__.split(".")[0])
         model_kwargs["dtype" if major >= 5 else "torch_dtype"] = resolved
@@ -183,7 +185,9 @@ class HFAgent(TurnTakingAgent):
         try:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs)
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot load a causal LM from {name_or_path!r}: {error}") from None
+            raise ValueError(
+                f"cannot load a causal LM from {name_or_path!r}: {_first_line(error)}"
+            ) from None
         model.to(device)
         return cls(model, tokenizer, **agent_kwargs)
 
@@ -505,3 +509,8 @@ class HFAgent(TurnTakingAgent):
                 )
             )
         return turns
+
+
+def _first_line(error: Exception) -> str:
+    # transformers' loading errors run over several lines of advice; the first says what failed.
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
