@@ -144,10 +144,10 @@ def check_agent_spec(spec: str, *, models_only: bool = False) -> None:
     elif kind == "hf":
         path = Path(target).expanduser()
         looks_like_path = target.startswith((".", "/", "~")) or target.count("/") > 1
-        if looks_like_path and not path.is_dir():
-            raise ValueError(f"agent {spec!r}: no model folder {target}")
         if path.is_file():
             raise ValueError(f"agent {spec!r}: {target} is a file; give the model's folder")
+        if looks_like_path and not path.is_dir():
+            raise ValueError(f"agent {spec!r}: no model folder {target}")
     elif kind == "openai":
         from agents.openai_agent import normalise_base_url
 

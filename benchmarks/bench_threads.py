@@ -61,7 +61,7 @@ def cell_command(run_dir: Path, steps: int, student: str, teacher: str) -> list[
         "seed": 0,
     }
     command = [sys.executable, str(ROOT / "tools" / "distill.py"), "--quiet"]
-    command += ["--config", str(ROOT / "configs" / "opd.yaml"), "--run-dir", str(run_dir)]
+    command += ["--config", str(ROOT / "configs" / "opd.yaml"), "--out", str(run_dir)]
     for key, value in settings.items():
         command += ["--set", f"{key}={json.dumps(value)}"]
     return command

@@ -86,7 +86,12 @@ class TrackingRun:
         self._run.log({key: self._wandb.Table(columns=list(columns), data=data)})
 
     def close(self) -> None:
+        """Finish the run; its files are complete on disk when this returns."""
         self._run.finish()
+        # finish() returns before wandb's service has written the run's log; tearing the
+        # service down waits for it (unless another run of the process still needs it).
+        if self._wandb.run is None:
+            self._wandb.teardown()
 
     def where(self) -> str:
         """Where the run is, for a tool's last lines (with how to upload an offline run)."""

@@ -51,7 +51,7 @@ def test_a_mistaken_distill_value_is_one_line_and_leaves_no_run_folder(
     overrides: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     run_dir = tmp_path / "run"
-    argv = ["--config", "opd", *QUICK, "--run-dir", str(run_dir), "--quiet"]
+    argv = ["--config", "opd", *QUICK, "--out", str(run_dir), "--quiet"]
     for item in overrides:
         argv += ["--set", item]
     assert distill_tool.main(argv) == 2
@@ -64,12 +64,12 @@ def test_a_run_dir_that_is_a_file_and_a_resume_with_nothing_to_resume(
 ) -> None:
     afile = tmp_path / "notes.txt"
     afile.write_text("mine")
-    assert distill_tool.main(["--config", "opd", *QUICK, "--run-dir", str(afile)]) == 2
+    assert distill_tool.main(["--config", "opd", *QUICK, "--out", str(afile)]) == 2
     assert "is a file; give a folder" in one_error_line(capsys.readouterr().err)
     assert afile.read_text() == "mine"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert distill_tool.main(["--config", "opd", *QUICK, "--run-dir", str(empty), "--resume"]) == 2
+    assert distill_tool.main(["--config", "opd", *QUICK, "--out", str(empty), "--resume"]) == 2
     assert "holds no checkpoint to resume from" in one_error_line(capsys.readouterr().err)
     assert list(empty.iterdir()) == []
 

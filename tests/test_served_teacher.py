@@ -155,7 +155,7 @@ def distill_command(run_dir: Path, teacher: str, tokenizer: Path, *extra: str) -
     command = [sys.executable, str(ROOT / "tools" / "distill.py"), "--config", "opd", "--quiet"]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
-    return [*command, "--run-dir", str(run_dir), *extra]
+    return [*command, "--out", str(run_dir), *extra]
 
 
 def test_a_teacher_server_that_dies_stops_the_run_and_resume_finishes_it(
