@@ -18,7 +18,7 @@ TOOLS = ("benchmark", "collect", "distill", "study", "serve")
 SHARED_FLAGS = {
     "--agent": {"benchmark", "collect"},
     "--agent-kwargs": {"benchmark", "collect"},
-    "--env": {"benchmark", "collect"},
+    "--env": {"benchmark", "collect", "distill"},
     "--import": {"benchmark", "collect", "distill", "study"},
     "--panel": {"benchmark", "distill"},
     "--split": {"collect", "distill"},
@@ -113,12 +113,12 @@ def test_distill_common_flags_set_their_config_fields_over_set(
     args = distill_tool.parse_args(
         ["--config", "sft", "--set", "seed=1", "--seed", "7", "--out", str(tmp_path / "r")]
         + ["--max-turns", "5", "--split", "dev", "--panel", "dev-v1", "--episodes", "3"]
-        + ["--device", "cpu", "--track", "none"]
+        + ["--device", "cpu", "--track", "none", "--env", "ToolMath-v0"]
     )
     config = load_config(args.config, args.override_values)
     assert (config.seed, config.run_dir, config.max_turns) == (7, str(tmp_path / "r"), 5)
     assert (config.train_split, config.eval_panel, config.eval_episodes) == ("dev", "dev-v1", 3)
-    assert (config.device, config.track) == ("cpu", "none")
+    assert (config.device, config.track, config.env_id) == ("cpu", "none", "ToolMath-v0")
     assert capsys.readouterr().err == ""
     # The old spellings still work, each with a one-line notice.
     args = distill_tool.parse_args(["--config", "sft", "--run-dir", "x", "--max-steps", "4"])

@@ -2,24 +2,24 @@
 """Run a distillation method (SFT, OPD, Guided-OPD, TCOD, GRPO, MENTOR) on any registered env.
 
     python tools/distill.py --config configs/guided_opd.yaml
-    python tools/distill.py --config opd --set total_steps=50 --set env_id=WebShop-v0
+    python tools/distill.py --config opd --set total_steps=50 --env WebShop-v0
     python tools/distill.py --config sft --out runs/sft-s1 --seed 1 --device cuda --track wandb
     python tools/distill.py --config configs/guided_opd.yaml --resume     # continue a killed run
-    python tools/distill.py --config opd --import mypkg.envs --set env_id=MyEnv-v0
+    python tools/distill.py --config opd --import mypkg.envs --env MyEnv-v0
     python tools/distill.py --config opd --set teacher='openai:http://127.0.0.1:8000/v1#teacher'
 
 A config names a method and its settings; ``--set`` overrides any field
 (``--help-fields`` lists them with their defaults), and the common flags
-override theirs: ``--out`` (run_dir), ``--seed``, ``--max-turns``,
-``--split`` (train_split), ``--panel`` (eval_panel), ``--episodes``
-(eval_episodes), ``--device`` and ``--track``. ``teacher: recipe`` (the
+override theirs: ``--env`` (env_id), ``--out`` (run_dir), ``--seed``,
+``--max-turns``, ``--split`` (train_split), ``--panel`` (eval_panel),
+``--episodes`` (eval_episodes), ``--device`` and ``--track``. ``teacher: recipe`` (the
 shipped configs' default) is the embedded offline teacher: a tiny model trained
 by SFT on expert trajectories of the config's env, built once into the cache
 (``$MENTORGYM_CACHE``, default ``~/.cache/mentorgym``) and reused.
 
 The run writes to ``run_dir``: config.json, metrics.jsonl, tensorboard/,
-checkpoints/, curves.png, final/ (the trained student) and summary.json,
-and prints the student's success rate and score before and after.
+checkpoints/, curves.png, final/ (the trained student) and summary.json
+(with ``--track wandb`` also wandb/, an offline Weights & Biases run), and prints the student's success rate and score before and after.
 A mistaken value is one line naming the field (exit status 2); a teacher
 server that fails mid-run stops the run with the newest checkpoint intact
 (exit status 3): ``--resume`` continues once it is back.
@@ -45,6 +45,7 @@ from tools._cli import HelpFormatter, add_alias, add_device, add_max_turns, add_
 
 #: The common flags that stand for a config field: (flag's dest, field).
 FLAG_FIELDS = (
+    ("env", "env_id"),
     ("out", "run_dir"),
     ("seed", "seed"),
     ("max_turns", "max_turns"),
@@ -93,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--resume", action="store_true", help="continue from run_dir's newest checkpoint"
     )
+    parser.add_argument("--env", metavar="ID", help="the env id to train on (the config's env_id)")
     parser.add_argument("--out", metavar="DIR", help="where the run writes (the config's run_dir)")
     add_alias(parser, "--run-dir", "--out")
     parser.add_argument("--seed", type=int, metavar="N", help="the config's seed")
@@ -191,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{config.method} on {config.env_id}: student before: {_show(before)}")
     print(f"{config.method} on {config.env_id}: student after:  {_show(after)}")
     print(f"run: {config.run_dir} (metrics.jsonl, curves.png, checkpoints/, final/)")
+    if config.track == "wandb":
+        print(f"tracked: {Path(config.run_dir) / 'wandb'} (`wandb sync` uploads an offline run)")
     return 0
 
 
