@@ -236,4 +236,7 @@ def test_command_line_reports_a_missing_model(tmp_path: Path) -> None:
         timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    assert result.returncode == 2 and "cannot load" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: agent 'hf:{tmp_path / 'missing'}': no model folder {tmp_path / 'missing'}"
+    ]
