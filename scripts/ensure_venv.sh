@@ -33,7 +33,7 @@ pip_quiet() {
 pip_quiet install -q --upgrade pip setuptools wheel
 # The CPU build of torch is installed first and on its own, so that no dependency pulls in a CUDA build.
 pip_quiet install -q -c constraints.txt torch
-pip_quiet install -q -c constraints.txt -e ".[test,plot]"
+pip_quiet install -q -c constraints.txt -e ".[test,plot,lora]"
 "$VENV/bin/python" -c "import envs, agents, gymnasium, scienceworld" \
     || { echo "The installation in $VENV is incomplete; see the pip output above." >&2; exit 1; }
 echo "$want" > "$STAMP"
