@@ -23,7 +23,7 @@ test-slow: venv
 # Move constraints.txt to the newest releases setup.cfg allows (torch stays at its pin):
 # upgrade .venv, run the tests, and only if they pass write the new constraints.
 lock-upgrade: venv
-	$(PY) -m pip install -q --upgrade --upgrade-strategy eager -e ".[test,plot]" \
+	$(PY) -m pip install -q --upgrade --upgrade-strategy eager -e ".[test,plot,lora,tracking]" \
 		"$$(grep '^torch==' constraints.txt)"
 	$(MAKE) test
 	$(PY) scripts/lock.py

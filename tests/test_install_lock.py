@@ -33,7 +33,7 @@ def test_every_dependency_in_setup_cfg_is_pinned_within_its_range() -> None:
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     lines = parser["options"]["install_requires"].split("\n")
-    for extra in ("test", "plot", "lora", "tracking"):
+    for extra in ("test", "plot", "lora", "tracking"):  # the extras scripts/ensure_venv.sh installs
         lines += parser["options.extras_require"][extra].split("\n")
     pins = {lock._canonical(n): v for n, v in lock.read_constraints().items()}
     for line in filter(None, (line.split("#")[0].strip() for line in lines)):
