@@ -33,13 +33,15 @@ from tests.test_distill_methods import small_config
 from distill.trainer import train
 
 if __name__ == "__main__":
-    for method, run, steps, resume, parallelism in json.loads(sys.argv[1]):
+    # torchrun starts each rank in its own session: the test kills them by these ids.
+    Path(__file__).with_name(f"pid-rank{{os.environ['RANK']}}").write_text(str(os.getpid()))
+    for method, run, steps, resume, parallelism, *options in json.loads(sys.argv[1]):
         # 3 rollouts over 2 ranks, one turn per micro-batch: the ranks run different numbers
         # of micro-batches, so the placeholder path runs.
         config = small_config(
             method, Path(run), total_steps=steps, rollouts_per_step=3, micro_batch_size=1,
             eval_every=0, eval_episodes=0, checkpoint_every=1, keep_checkpoints=5,
-            parallelism=parallelism,
+            parallelism=parallelism, **(options[0] if options else {{}}),
         )
         try:
             train(config, resume=resume, progress=False)
@@ -49,7 +51,7 @@ if __name__ == "__main__":
 
 
 def torchrun(folder: Path, processes: int, jobs: list) -> subprocess.Popen:
-    """The jobs on ``processes`` ranks (the launcher leads its own process group)."""
+    """The jobs on ``processes`` ranks; each rank writes its process id to ``folder``."""
     folder.mkdir(exist_ok=True)
     script = folder / "fsdp_run.py"
     script.write_text(SCRIPT.format(root=str(ROOT)))
@@ -61,7 +63,6 @@ def torchrun(folder: Path, processes: int, jobs: list) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,
     )
 
 
@@ -136,8 +137,10 @@ def test_a_killed_fsdp_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     while not marker.exists() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert marker.exists(), "the run never reached its second checkpoint"
-    # kill -9 the launcher and both ranks at once (they share its process group).
-    os.killpg(process.pid, signal.SIGKILL)
+    # kill -9 both ranks, then the launcher.
+    for rank in (0, 1):
+        os.kill(int((tmp_path / "b" / f"pid-rank{rank}").read_text()), signal.SIGKILL)
+    process.kill()
     process.communicate()
     assert not (killed / "final").exists()  # it really died before the end
     finish(torchrun(tmp_path / "c", 2, [["opd", str(killed), 4, True, "fsdp"]]))
@@ -146,3 +149,20 @@ def test_a_killed_fsdp_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     for name in a:
         assert torch.equal(a[name], b[name]), name  # bit-identical
     assert losses(killed) == losses(whole)
+
+
+@pytest.mark.slow
+def test_fsdp_takes_lora_bfloat16_and_activation_checkpointing(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from distill.config import bfloat16_problem
+
+    options = {"lora_rank": 4, "activation_checkpointing": True}
+    if bfloat16_problem("cpu") is None:
+        options["dtype"] = "bfloat16"
+    run = tmp_path / "run"
+    finish(torchrun(tmp_path, 2, [["opd", str(run), 2, False, "fsdp", options]]))
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in losses(run))
+    assert (run / "final" / "adapter").is_dir()  # the adapter alone, and merged into final/
+    merged = AutoModelForCausalLM.from_pretrained(run / "final")
+    assert not any("lora" in name for name, _ in merged.named_parameters())
