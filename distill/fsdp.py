@@ -117,8 +117,8 @@ def layout_problem(path: str | Path, *, sharded: bool, world: int) -> str | None
         if not sharded:
             return (
                 f"cannot resume from {path}: it was saved sharded by FSDP over {saved_world} "
-                f"processes; resume with parallelism: fsdp under torchrun --nproc_per_node "
-                f"{saved_world}"
+                f"processes and this run is not sharded ({world} process(es)); resume with "
+                f"parallelism: fsdp under torchrun --nproc_per_node {saved_world}"
             )
         if saved_world != world:
             return (
