@@ -5,7 +5,8 @@ Each of ``--world`` processes builds the same randomly initialised student
 (``agents.tiny`` size, vocabulary ``--vocab``) and takes ``--steps`` AdamW steps
 on the same random tokens, once wrapped in ``DistributedDataParallel`` (every rank
 holds the whole model and its AdamW state: the baseline) and once sharded per
-decoder layer with ``torch.distributed.fsdp.fully_shard`` (FSDP2). It prints,
+decoder layer with ``torch.distributed.fsdp.fully_shard`` (FSDP2; ``distill.fsdp.shard``,
+what the trainer does with ``parallelism: fsdp``). It prints,
 per contender: the median step time, the ratio FSDP / DDP, each rank's bytes of
 parameters + gradients + AdamW state (FSDP's should be about 1/world of DDP's),
 the process's peak resident memory, and the largest loss difference between
@@ -53,17 +54,13 @@ def _state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> in
 
 def _run(kind: str, args: argparse.Namespace, rank: int, world: int) -> dict:
     from agents.tiny import build_model
-    from distill.memory import decoder_layers
+    from distill.fsdp import shard
 
     model = build_model(args.size, vocab_size=args.vocab, seed=0).train()
     if kind == "ddp":
         wrapped = torch.nn.parallel.DistributedDataParallel(model)
     else:
-        from torch.distributed.fsdp import fully_shard
-
-        for layer in decoder_layers(model):
-            fully_shard(layer)
-        wrapped = fully_shard(model)
+        wrapped = shard(model)  # as the trainer shards with parallelism: fsdp
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(1)
     # The same global batch on both contenders and every step (so the loss falls);

@@ -168,7 +168,12 @@ def completion_logprobs(
 
 def _plain_head(model: torch.nn.Module) -> bool:
     """Whether the head may run on chosen positions: a plain-head causal LM, not wrapped
-    (a DistributedDataParallel wrapper must see the forward to synchronise gradients)."""
+    (a DistributedDataParallel wrapper must see the forward to synchronise gradients, and
+    an FSDP-sharded root to gather its embeddings and head)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if isinstance(model, FSDPModule):
+        return False
     config = getattr(model, "config", None)
     return (
         getattr(config, "model_type", None) in PLAIN_HEAD_MODEL_TYPES

@@ -146,6 +146,13 @@ class TrainConfig:
         choices=("float32", "bfloat16"),
     )
     device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
+    parallelism: str = setting(
+        "ddp",
+        "under torchrun: ddp (each rank holds the whole student and its AdamW state) or fsdp "
+        "(FSDP2: parameters, gradients and AdamW state sharded per decoder layer; "
+        "docs/scaling.md)",
+        choices=("ddp", "fsdp"),
+    )
     lora_rank: int = setting(
         0, "0: train every weight; r > 0: train LoRA adapters of rank r (needs peft)", minimum=0
     )
@@ -256,6 +263,8 @@ class TrainConfig:
         problem = device_problem(self.device)
         if problem:
             raise ConfigError(f"device: {problem}")
+        if self.parallelism == "fsdp" and self.device.startswith("mps"):
+            raise ConfigError("parallelism: fsdp runs on cpu or cuda, not mps; use ddp")
         if self.lora_rank:
             from distill.lora import peft_problem
 

@@ -11,7 +11,8 @@ TensorBoard), checkpoints every ``checkpoint_every`` steps, and resumes from
 the newest checkpoint of ``run_dir`` with ``resume=True`` (same state as an
 uninterrupted run: model, optimiser, scheduler, RNGs, step). Under
 ``torchrun`` each rank collects its share of the rollouts and gradients are
-averaged (DDP; gloo on CPU, NCCL on GPU).
+averaged (gloo on CPU, NCCL on GPU): with ``parallelism: ddp`` each rank holds
+the whole student, with ``fsdp`` it is sharded (``distill.fsdp``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill import fsdp
 from distill.batching import Example, collate
-from distill.checkpoint import latest_checkpoint, remove_staging, save_checkpoint
+from distill.checkpoint import CheckpointError, latest_checkpoint, remove_staging, save_checkpoint
 from distill.checkpoint import resume as resume_from
 from distill.config import ConfigError, TrainConfig
 from distill.lora import apply_lora, save_final
@@ -67,6 +69,8 @@ def accumulate(
     tokens: float,
     sequences: float,
     world_size: int = 1,
+    chunk_count: int = 0,
+    placeholder: Example | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Forward and backward ``examples`` in micro-batches, gradients adding up in ``model``.
 
@@ -76,17 +80,23 @@ def accumulate(
     ``sequences`` over every rank), so the loss and the gradient are the same
     however the step is split into micro-batches or ranks. Returns the step's loss
     on this rank and the method's statistics, averaged over the tokens they count.
+
+    A sharded model's every micro-batch is a collective: with ``chunk_count`` more
+    than this rank's micro-batches, ``placeholder`` fills the rest with weight zero.
     """
     total, sums, counts = 0.0, {}, {}
     chunks = [
         examples[start : start + micro_batch_size]
         for start in range(0, len(examples), micro_batch_size)
     ]
-    for chunk in chunks:
+    real = len(chunks)
+    chunks += [[placeholder]] * max(0, chunk_count - real)
+    replicated = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    for index, chunk in enumerate(chunks):
         batch = collate(chunk)
-        # Ranks may hold different numbers of chunks: gradients are summed locally and
-        # averaged across ranks once per step (by the caller), never per chunk.
-        sync = model.no_sync() if world_size > 1 else contextlib.nullcontext()
+        # DDP: ranks may hold different numbers of chunks, so gradients are summed locally
+        # and averaged across ranks once per step (by the caller), never per chunk.
+        sync = model.no_sync() if replicated else contextlib.nullcontext()
         with sync:
             per_token, stats = method.loss(model, batch, ctx)
             loss = aggregate(
@@ -96,6 +106,9 @@ def accumulate(
                 tokens=tokens / world_size,
                 sequences=sequences / world_size,
             )
+            if index >= real:  # a placeholder: the collectives run, nothing is learnt
+                (loss * 0.0).backward()
+                continue
             loss.backward()
         total += float(loss.detach())
         for key, (value, count) in stats.items():
@@ -307,8 +320,16 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 student.model, rank=config.lora_rank, alpha=config.lora_alpha
             )
         model = student.model
+        sharded = config.parallelism == "fsdp" and world > 1
+        if sharded:
+            # Train a sharded copy; student.model stays whole (no gradients) and generates
+            # the rollouts, refreshed after each optimiser step (distill.fsdp).
+            model = copy.deepcopy(student.model)
+            student.model.requires_grad_(False)
         if config.activation_checkpointing:
             enable_activation_checkpointing(model)
+        if sharded:
+            model = fsdp.shard(model)
         # full_vocab reverse KL reads the teacher's logits: an in-process teacher's module.
         teacher_module = getattr(teacher, "model", None)
         if not isinstance(teacher_module, torch.nn.Module):
@@ -323,9 +344,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         start_step, cache, stopped = 0, {}, False
         if rank == 0:
             remove_staging(run_dir)  # what a kill mid-save left behind
+        if resume:
+            problem = fsdp.layout_problem(latest_checkpoint(run_dir), sharded=sharded, world=world)
+            if problem:
+                raise CheckpointError(problem)
         # The newest intact checkpoint (a damaged one is passed over with a warning).
         state = (
-            resume_from(
+            (fsdp.resume_sharded if sharded else resume_from)(
                 run_dir,
                 model=model,
                 optimizer=optimizer,
@@ -335,6 +360,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if resume
             else None
         )
+        if state is not None and sharded:
+            fsdp.refresh(student.model, model)
         checkpoint = state.path if state is not None else None
         if state is not None:
             start_step, cache = state.step, state.extra.get("method_cache", {})
@@ -342,7 +369,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if ref_model is not None and "ref_state" in state.extra:
                 ref_model.load_state_dict(state.extra["ref_state"])
         train_model: torch.nn.Module = model
-        if world > 1:
+        if world > 1 and not sharded:
             train_model = torch.nn.parallel.DistributedDataParallel(model)
 
         task_ids = collector.pool.get_attr("task_ids")[0]
@@ -441,6 +468,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             if world > 1:
                 torch.distributed.all_reduce(totals)
             stats: dict[str, float] = {"tokens": float(totals[0])}
+            chunk_count, placeholder = (
+                fsdp.micro_batch_plan(trained, config.micro_batch_size) if sharded else (0, None)
+            )
             for _ in range(epochs):
                 optimizer.zero_grad(set_to_none=True)
                 with autocast:
@@ -454,16 +484,22 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                         tokens=float(totals[0]),
                         sequences=float(totals[1]),
                         world_size=world,
+                        chunk_count=chunk_count,
+                        placeholder=placeholder,
                     )
                 stats.update(method_stats)
-                if world > 1:
+                if world > 1 and not sharded:  # FSDP reduces gradients in each backward
                     for parameter in (p for p in model.parameters() if p.requires_grad):
                         if parameter.grad is None:
                             parameter.grad = torch.zeros_like(parameter)
                         torch.distributed.all_reduce(parameter.grad)
                         parameter.grad /= world
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                if hasattr(grad_norm, "full_tensor"):  # sharded gradients: a DTensor norm
+                    grad_norm = grad_norm.full_tensor()
                 optimizer.step()
+                if sharded:
+                    fsdp.refresh(student.model, model)
                 losses.append(total)
             scheduler.step()
             timings["time_optimise_s"] = time.perf_counter() - started
@@ -485,7 +521,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 evaluation = evaluate_student(ctx, done)
                 row.update(evaluation)
                 if config.target_eval_sr is not None:
-                    stopped = tracker.record(done, evaluation, model) if tracker else False
+                    stopped = tracker.record(done, evaluation, student.model) if tracker else False
                     if world > 1:  # every rank stops at the same step
                         flag = torch.tensor(float(stopped))
                         torch.distributed.broadcast(flag, src=0)
@@ -501,12 +537,23 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 }
             )
             last_step = done
-            if rank == 0 and (
-                done % config.checkpoint_every == 0 or done == config.total_steps or stopped
-            ):
+            extra = None  # what the checkpoint keeps besides model, optimiser and RNGs
+            if done % config.checkpoint_every == 0 or done == config.total_steps or stopped:
                 extra = {"method_cache": ctx.cache, "target_reached": stopped}
                 if ref_model is not None:
                     extra["ref_state"] = ref_model.state_dict()
+            if sharded and extra is not None:  # every rank writes its shard
+                fsdp.save_sharded(
+                    run_dir,
+                    step=done,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    extra=extra,
+                    keep=config.keep_checkpoints,
+                    config=config.to_dict(),
+                )
+            elif rank == 0 and extra is not None:
                 save_checkpoint(
                     run_dir,
                     step=done,
@@ -534,7 +581,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             trajectories.close()
     if tracker is not None:
         # Missed the target within the cap: final/ gets the best evaluated weights.
-        tracker.restore_best(model, last_step)
+        tracker.restore_best(student.model, last_step)
         summary["target"] = tracker.summary()
         if tracker.best_metrics is not None:
             summary["final"] = dict(tracker.best_metrics)
