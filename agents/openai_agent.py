@@ -366,9 +366,10 @@ class OpenAIAgent(TurnTakingAgent):
                     last_problem = f"HTTP {error.code}: {message}"
                     continue
                 # A refusal, or a vLLM engine that died (it never recovers): no retry.
+                advice = _advice(error.code, message, payload)
                 raise ServerError(
-                    f"{method} {url} failed with HTTP {error.code}: {message}"
-                    + _advice(error.code, message, payload),
+                    f"{method} {url} failed with HTTP {error.code}: "
+                    + (message.rstrip(". ") + advice if advice else message),
                     error.code,
                 ) from None
             except _ReplyTooLarge as error:
@@ -845,15 +846,17 @@ def _advice(status: int, message: str, payload: dict[str, Any] | None = None) ->
     if _engine_dead(message):
         # vLLM 0.32's CPU build: a seeded request whose prompt is prefilled in chunks
         # crashes the engine ("CPU Generator does not use offset") and the server exits.
-        cause = (
-            "; on vLLM's CPU build a seeded request whose prompt is longer than"
-            " --max-num-batched-tokens does this (`CPU Generator does not use offset` in the"
-            " server's log): restart it with `--max-num-batched-tokens` at least as large as"
-            " the longest prompt, e.g. 32768 (docs/agents.md)"
-            if payload is not None and "seed" in payload
-            else ": its log says why"
+        if payload is not None and "seed" in payload:
+            return (
+                ". The vLLM engine died and the server does not recover. On vLLM's CPU build"
+                " a seeded request whose prompt is longer than --max-num-batched-tokens does"
+                " this (`CPU Generator does not use offset` in the server's log): restart it"
+                " with `--max-num-batched-tokens` at least as large as the longest prompt,"
+                " e.g. 32768 (docs/agents.md)"
+            )
+        return (
+            ". The vLLM engine died and the server does not recover: restart it (its log says why)"
         )
-        return f". The vLLM engine died and the server does not recover; restart it{cause}"
     return ""
 
 
