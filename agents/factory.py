@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -204,7 +205,12 @@ def _served_agent(target: str, kwargs: dict[str, Any]) -> Agent:
     for name in _SERVER_SIDE_OPTIONS:
         kwargs.pop(name, None)
     if "max_new_tokens" in kwargs:
-        kwargs.setdefault("max_tokens", kwargs.pop("max_new_tokens"))
+        if "max_tokens" in kwargs:
+            raise ValueError(
+                "max_new_tokens and max_tokens are the same option for a served model; "
+                "give one of them"
+            )
+        kwargs["max_tokens"] = kwargs.pop("max_new_tokens")
     if kwargs.get("mode", "generate") != "generate":
         raise ValueError(
             f"mode={kwargs['mode']!r} needs the model's own scores: use an hf: or tiny: agent"
@@ -238,16 +244,51 @@ def _model_agent(spec: str, seed: int | None, options: dict[str, Any]) -> Agent:
             return _served_agent(target, kwargs)
         return _tiny_agent(target, seed, kwargs)
     except TypeError as error:  # an option the agent does not take
-        raise ValueError(f"agent {spec!r}: {_option_problem(error)}") from None
+        raise ValueError(f"agent {spec!r}: {_option_problem(error, kind)}") from None
     except ValueError as error:
         raise ValueError(f"agent {spec!r}: {error}") from None
 
 
-def _option_problem(error: TypeError) -> str:
+def _parameters(*callables: Any) -> set[str]:
+    names: set[str] = set()
+    for function in callables:
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+                names.add(name)
+    return names - {"self", "model", "tokenizer", "name_or_path", "base_url"}
+
+
+def _accepted_options(kind: str) -> tuple[set[str], set[str]]:
+    """(the options an agent of ``kind`` takes, those only in-process models take)."""
+    from agents.hf import HFAgent
+    from agents.openai_agent import OpenAIAgent
+
+    local = _parameters(HFAgent.__init__, HFAgent.from_pretrained) | {"tokenizer", "device"}
+    if kind != "openai":
+        return local, set()
+    # The HF spellings the served agent maps, and the server-side ones it drops.
+    served = _parameters(OpenAIAgent.__init__) | {"model", "tokenizer", "max_new_tokens", "mode"}
+    served |= {"template_kwargs", *_SERVER_SIDE_OPTIONS}
+    return served, local - served
+
+
+def _option_problem(error: TypeError, kind: str) -> str:
     match = re.search(r"unexpected keyword argument '(\w+)'", str(error))
-    if match:
-        return f"it takes no option {match.group(1)!r} (docs/agents.md lists each agent's options)"
-    return str(error)
+    if not match:
+        return str(error)
+    name = match.group(1)
+    accepted, local_only = _accepted_options(kind)
+    close = difflib.get_close_matches(name, sorted(accepted), n=1)
+    if name in local_only:
+        hint = "; it is an option of in-process models (hf:, tiny:)"
+    elif close:
+        hint = f"; did you mean {close[0]!r}?"
+    elif kind == "openai":
+        hint = '; other request fields go in extra_body, e.g. {"extra_body": {NAME: value}}'
+        hint = hint.replace("NAME", json.dumps(name))
+    else:
+        hint = ""
+    return f"it takes no option {name!r}{hint} (docs/agents.md lists each agent's options)"
 
 
 def make_agent(

@@ -29,8 +29,10 @@ a time cannot hold an agent past it) and a reply-size cap
 408/409/429/5xx and malformed JSON are retried ``max_retries`` times with
 exponential backoff while the deadline allows; then a :class:`ServerError`
 (:class:`ServerUnreachable` when no connection could be made) names the URL
-and the last failure. Other HTTP errors are raised at once with the server's
-message. Only the standard library is used.
+and the last failure. Other HTTP errors, and vLLM's HTTP 500 for an engine that
+died (it never comes back), are raised at once with the server's message and,
+where the cause is known, the server flag that avoids it. Only the standard
+library is used.
 """
 
 from __future__ import annotations
@@ -360,12 +362,14 @@ class OpenAIAgent(TurnTakingAgent):
             except urllib.error.HTTPError as error:
                 reached = True
                 message = _error_message(error)
-                if error.code in _RETRY_STATUS:
+                if error.code in _RETRY_STATUS and not _engine_dead(message):
                     last_problem = f"HTTP {error.code}: {message}"
                     continue
+                # A refusal, or a vLLM engine that died (it never recovers): no retry.
+                advice = _advice(error.code, message, payload)
                 raise ServerError(
-                    f"{method} {url} failed with HTTP {error.code}: {message}"
-                    + _advice(error.code, message),
+                    f"{method} {url} failed with HTTP {error.code}: "
+                    + (message.rstrip(". ") + advice if advice else message),
                     error.code,
                 ) from None
             except _ReplyTooLarge as error:
@@ -822,14 +826,36 @@ class OpenAIAgent(TurnTakingAgent):
         return values
 
 
-def _advice(status: int, message: str) -> str:
-    """One sentence naming the fix for a refusal whose cause is known, else ``""``."""
+#: What vLLM answers (HTTP 500) to every request once its engine process has died.
+_ENGINE_DEAD = ("EngineCore encountered an issue", "EngineDeadError", "engine dead")
+
+
+def _engine_dead(message: str) -> bool:
+    return any(marker in message for marker in _ENGINE_DEAD)
+
+
+def _advice(status: int, message: str, payload: dict[str, Any] | None = None) -> str:
+    """One sentence naming the fix for a failure whose cause is known, else ``""``."""
     if status == 400 and "enable-auto-tool-choice" in message:
         # A plain `vllm serve` parses no tool calls; the agent sends `tools` for tool envs.
         return (
             ". The server does not parse tool calls: start vLLM with"
             " `--enable-auto-tool-choice --tool-call-parser hermes` (Qwen3 and other"
             " Hermes-style models; docs/agents.md)"
+        )
+    if _engine_dead(message):
+        # vLLM 0.32's CPU build: a seeded request whose prompt is prefilled in chunks
+        # crashes the engine ("CPU Generator does not use offset") and the server exits.
+        if payload is not None and "seed" in payload:
+            return (
+                ". The vLLM engine died and the server does not recover. On vLLM's CPU build"
+                " a seeded request whose prompt is longer than --max-num-batched-tokens does"
+                " this (`CPU Generator does not use offset` in the server's log): restart it"
+                " with `--max-num-batched-tokens` at least as large as the longest prompt,"
+                " e.g. 32768 (docs/agents.md)"
+            )
+        return (
+            ". The vLLM engine died and the server does not recover: restart it (its log says why)"
         )
     return ""
 

@@ -115,3 +115,23 @@ def test_scripted_rows_have_no_token_rate() -> None:
     assert summary["generated_tokens"] is None
     table = format_table([{"env_id": "E", "panel": "p", "agent": "expert", "summary": summary}])
     assert table.splitlines()[2].split()[-2] == "-"  # tok/s: nothing was generated
+
+
+def test_the_bar_counts_turns_while_batched_episodes_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # Batched episodes that all run to the turn cap end together: the episode count
+    # alone would read 0/2 until the end; the turn count moves every round.
+    monkeypatch.setattr(benchmark, "REDRAW_S", 0.0)
+    out = tmp_path / "bench.json"
+    argv = ["--env", "FunctionCall-v0", "--episodes", "2", "--batch", "2", "--max-turns", "3"]
+    argv += ["--agent", "tiny:tiny", "--agent-kwargs", '{"max_new_tokens": 4}', "--no-plot"]
+    assert benchmark.main([*argv, "--out", str(out)]) == 0
+    steps = json.loads(out.read_text())["results"][0]["summary"]["steps"]
+    frames = capsys.readouterr().err.replace("\n", "\r").split("\r")
+    counts = [
+        int(f.split(" turn")[0].rsplit(" ", 1)[-1]) for f in frames if "0/2" in f and " turn" in f
+    ]
+    assert counts[:2] == [1, 2] and counts == sorted(counts)  # shown before any episode ended
+    last = [f for f in frames if "2/2" in f][-1]
+    assert last.rstrip("] ").endswith(f"{steps} turns")

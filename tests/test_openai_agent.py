@@ -488,6 +488,30 @@ def test_a_plain_vllm_refusing_tools_names_the_server_flags() -> None:
             OpenAIAgent(url, "m", **FAST).act("What is 1+2?", info)
 
 
+def test_a_dead_vllm_engine_is_reported_at_once_with_the_flag_that_avoids_it() -> None:
+    # vLLM's answer (HTTP 500) once its engine died, e.g. after the CPU build's
+    # chunked-prefill crash on a seeded request; the server then exits, so retrying
+    # would only end in "connection refused" and hide the cause.
+    dead = (
+        b'{"error": {"message": "EngineCore encountered an issue. See stack trace (above)'
+        b' for the root cause.", "type": "InternalServerError", "code": 500}}'
+    )
+
+    def die(handler, body) -> None:
+        reply(handler, 500, dead)
+
+    with fake_server(die) as (url, bodies):
+        agent = OpenAIAgent(url, "m", seed=1, max_retries=3, backoff=0.01)
+        with pytest.raises(ServerError) as caught:
+            agent.act("obs", room_info("a"))
+        message = str(caught.value)
+        assert len(bodies) == 1 and caught.value.status == 500 and "\n" not in message
+        assert "engine died" in message and "--max-num-batched-tokens" in message
+        with pytest.raises(ServerError, match="engine died and the server does not recover"):
+            OpenAIAgent(url, "m", max_retries=3, backoff=0.01).act("obs", room_info("b"))
+        assert len(bodies) == 2  # unseeded: no retry either, the log is named instead
+
+
 def test_hf_style_options_map_to_openai_ones_or_are_named() -> None:
     from agents.factory import make_agent
 
@@ -500,3 +524,24 @@ def test_hf_style_options_map_to_openai_ones_or_are_named() -> None:
         make_agent("openai:http://127.0.0.1:9/v1#m", options={"num_beams": 2})
     with pytest.raises(ValueError, match="use an hf: or tiny: agent"):
         make_agent("openai:http://127.0.0.1:9/v1#m", options={"mode": "score"})
+    with pytest.raises(ValueError, match="max_new_tokens and max_tokens are the same option"):
+        make_agent("openai:http://127.0.0.1:9/v1#m", options={"max_new_tokens": 7, "max_tokens": 8})
+
+
+@pytest.mark.parametrize(
+    ("spec", "option", "says"),
+    [
+        ("openai:http://127.0.0.1:9/v1#m", "temprature", "did you mean 'temperature'?"),
+        ("openai:http://127.0.0.1:9/v1#m", "max_token", "did you mean 'max_tokens'?"),
+        ("openai:http://127.0.0.1:9/v1#m", "max_batch_size", "an option of in-process models"),
+        ("openai:http://127.0.0.1:9/v1#m", "repetition_penalty", '{"repetition_penalty": value}'),
+        ("tiny:tiny", "max_tokens", "did you mean 'max_new_tokens'?"),
+    ],
+)
+def test_an_unknown_option_is_named_in_one_line_with_the_likely_fix(spec, option, says) -> None:
+    from agents.factory import make_agent
+
+    with pytest.raises(ValueError) as caught:
+        make_agent(spec, options={option: 1})
+    message = str(caught.value)
+    assert f"takes no option {option!r}" in message and says in message and "\n" not in message

@@ -260,6 +260,41 @@ def track_results(kind: str, rows: list[dict], out: Path, command: str) -> str:
     return run.where()
 
 
+#: Seconds between redraws of the bar's turn count.
+REDRAW_S = 0.5
+
+
+def _turn_counter(progress: Any, label: str) -> Any:
+    """An ``on_turn`` hook that shows the turns played so far in the bar's postfix.
+
+    Batched episodes often end together (every one at the turn cap), so the episode
+    count alone would sit at 0 until the end; the turn count moves each round. The bar
+    is redrawn at most every ``REDRAW_S`` seconds (scripted agents play thousands of
+    turns a second).
+    """
+    turns, shown = 0, time.perf_counter()
+    every_s = REDRAW_S
+
+    def on_turn(event: TurnEvent) -> None:
+        nonlocal turns, shown
+        turns += 1
+        progress.set_postfix_str(f"{label} {turns} turn{'s' * (turns != 1)}", refresh=False)
+        now = time.perf_counter()
+        if now - shown >= every_s:
+            shown = now
+            progress.refresh()
+
+    return on_turn
+
+
+def _chain(hooks: list[Any]) -> Any:
+    def on_turn(event: TurnEvent) -> None:
+        for hook in hooks:
+            hook(event)
+
+    return on_turn
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
@@ -324,9 +359,12 @@ def main(argv: list[str] | None = None) -> int:
                 if args.max_turns is not None:
                     env_kwargs["max_episode_steps"] = args.max_turns
                 progress.set_postfix_str(f"{env_id} {spec}")
-                on_turn = None
+                hooks = [_turn_counter(progress, f"{env_id} {spec}")]
                 if writer is not None:
-                    on_turn = _trajectory_hook(writer, spec, actor_of(agent), args.trajectory_ids)
+                    hooks.append(
+                        _trajectory_hook(writer, spec, actor_of(agent), args.trajectory_ids)
+                    )
+                on_turn = _chain(hooks)
                 # Agents that cannot batch (the scripted ones) play one episode at a time.
                 batch = args.batch if supports_batched(agent) else 1
                 batch = min(batch, len(panel.task_ids[: args.episodes]))
