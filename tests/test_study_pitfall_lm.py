@@ -99,7 +99,7 @@ def test_state_accuracy_reads_position_and_pits_from_the_observations() -> None:
     assert math.isnan(state_accuracy([])["acc_on_path"])
 
 
-@pytest.mark.slow  # about 2 minutes on a loaded 2-core machine (20 s idle)
+@pytest.mark.slow  # 15 s on a quiet 2-core machine, about 2 minutes when it is loaded
 def test_the_smoke_preset_runs_every_unit_resumes_and_reports(tmp_path, capsys) -> None:
     import study
 

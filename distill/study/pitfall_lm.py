@@ -406,17 +406,26 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-#: Rough minutes per unit on a loaded 2-core machine, for the plan printed up front.
-_MINUTES = {"teacher": 4.0, "warm": 5.0, "arm": 2.5}
+def _minutes(preset: LMPreset, key: str) -> float:
+    """Rough minutes a unit takes on a loaded 2-core machine (one torch thread), from the
+    first full run's times: optimiser steps, episodes played and evaluations."""
+    playing = 0.012 * preset.eval["episodes"]  # minutes per evaluation episode, about
+    if key == "teacher":
+        return 0.02 * preset.teacher.get("total_steps", 250) + playing
+    if key == "warm":
+        steps = preset.warm.get("total_steps", 250)
+        evaluations = steps // preset.warm["eval_every"] + 1
+        return 0.01 * steps + 0.012 * evaluations * preset.warm["eval_episodes"] + playing
+    arm = key.rpartition("-seed")[0]
+    fields = {**preset.train, **preset.arm_train.get(arm, {})}
+    steps = fields.get("total_steps", 10) * min(fields.get("rollouts_per_step", 8), 8)
+    return 0.006 * steps + playing
 
 
 def plan_text(preset: LMPreset, out: Path) -> str:
     """What the study will do, what is already done, and roughly how long the rest takes."""
-    study = _Study.__new__(_Study)
-    study.out = out
-    left = [k for k in preset.units() if not study.path(k).is_file()]
-    minutes = sum(_MINUTES.get(k if k in _MINUTES else "arm", 2.5) for k in left)
-    scale = _scale(preset)
+    left = [k for k in preset.units() if not (out / "units" / f"{k}.json").is_file()]
+    minutes = sum(_minutes(preset, k) for k in left)
     return (
         f"pitfall_lm study {preset.name!r}: T1 (SFT of a {preset.teacher.get('student')} LM on "
         f"clean expert Pitfall-v0 episodes), a {preset.warm.get('student')} student warm-started "
@@ -424,14 +433,8 @@ def plan_text(preset: LMPreset, out: Path) -> str:
         f"({', '.join(preset.arms)}) x {len(preset.seeds)} seeds, each scored on "
         f"{preset.eval['episodes']} {preset.eval['panel']} episodes at temperature "
         f"{preset.temperature:g}. {len(left)} of {len(preset.units())} units left, roughly "
-        f"{minutes * scale:.0f} min on a loaded 2-core machine."
+        f"{max(1, round(minutes))} min on a loaded 2-core machine."
     )
-
-
-def _scale(preset: LMPreset) -> float:
-    """How this preset's size compares with the full preset's (for the time estimate)."""
-    steps = preset.train.get("total_steps", 20) * preset.train.get("rollouts_per_step", 8)
-    return max(0.05, min(3.0, (steps / 160 + preset.eval["episodes"] / 100) / 2))
 
 
 def run_pitfall_lm(preset: LMPreset, out: str | Path, *, progress: bool = True) -> dict:
