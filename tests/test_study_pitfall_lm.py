@@ -66,6 +66,8 @@ def test_the_warm_start_is_the_checkpoint_closest_to_the_target() -> None:
     assert choose_checkpoint(curve, 10) == (30, 15.0)  # 5 away either side: the better score
     assert choose_checkpoint(curve, 6) == (20, 5.0)
     assert choose_checkpoint([(0, 0.0, 0.0), (5, 0.0, 10.0), (10, 0.0, 10.0)], 10) == (10, 0.0)
+    # 0% is nearer 10% than 30% is, but a student that never wins is no warm start.
+    assert choose_checkpoint([(0, 0.0, 0.0), (20, 0.0, 12.0), (40, 30.0, 47.0)], 10) == (40, 30.0)
     with pytest.raises(ValueError, match="no evaluation after step 0"):
         choose_checkpoint([(0, 0.0, 0.0)], 10)
 

@@ -219,11 +219,14 @@ def state_accuracy(rollouts: list[Any]) -> dict[str, float]:
 
 def choose_checkpoint(curve: list[tuple[int, float, float]], target: float) -> tuple[int, float]:
     """(step, dev success) of the evaluation closest to ``target`` among ``curve``'s
-    (step, success %, score %) rows after step 0: ties go to the higher score (the further
-    along the trail it gets), then to the later step (more of the format learned)."""
+    (step, success %, score %) rows after step 0. Evaluations with some success come first
+    (a student that never wins gives the arms nothing to compare: success jumps steeply
+    with training here, so 0% can sit nearer the target than the first non-zero value);
+    ties go to the higher score (further along the trail), then to the later step."""
     rows = [row for row in curve if row[0] > 0]
     if not rows:
         raise ValueError("the warm start has no evaluation after step 0 to choose from")
+    rows = [row for row in rows if row[1] > 0] or rows
     step, success, _score = min(rows, key=lambda r: (abs(r[1] - target), -r[2], -r[0]))
     return step, success
 
