@@ -418,11 +418,11 @@ def _minutes(preset: LMPreset, key: str) -> float:
     if key == "warm":
         steps = preset.warm.get("total_steps", 250)
         evaluations = steps // preset.warm["eval_every"] + 1
-        return 0.01 * steps + 0.012 * evaluations * preset.warm["eval_episodes"] + playing
+        return 0.005 * steps + 0.012 * evaluations * preset.warm["eval_episodes"] + playing
     arm = key.rpartition("-seed")[0]
     fields = {**preset.train, **preset.arm_train.get(arm, {})}
     steps = fields.get("total_steps", 10) * min(fields.get("rollouts_per_step", 8), 8)
-    return 0.006 * steps + playing
+    return 0.012 * steps + playing
 
 
 def plan_text(preset: LMPreset, out: Path) -> str:
