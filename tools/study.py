@@ -6,6 +6,7 @@
     python tools/study.py --preset gpu --device cuda   # the larger preset
     python tools/study.py --preset cpu --report-only   # tables and plots from what is there
     python tools/study.py --preset pitfall             # the Pitfall study (kind: pitfall)
+    python tools/study.py --preset pitfall_lm          # its full-stack confirmation (LM policies)
 
 Presets live in ``configs/study/`` (``distill/study/presets.py`` documents
 the format). Every stage writes its files under ``--out`` and is skipped
@@ -137,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if is_pitfall_preset(args.preset):
         return main_pitfall(args)
+    from distill.study.pitfall_lm import is_lm_preset
+
+    if is_lm_preset(args.preset):
+        return main_pitfall_lm(args)
     try:
         import_modules(args.imports)
         preset = load_preset(args.preset)
@@ -255,6 +260,59 @@ def main_pitfall(args: argparse.Namespace) -> int:
                    folder=preset.name)  # fmt: skip
     print(header + table)
     print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}  plots: {out / 'plots'}")
+    print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+def main_pitfall_lm(args: argparse.Namespace) -> int:
+    """A ``kind: pitfall_lm`` preset: tiny LM policies on Pitfall-v0 through the trainer (CPU,
+    one torch thread); ``--docs`` fills the page's ``<!-- <preset name>:begin -->`` block."""
+    from distill.study.pitfall_lm import gather, load_lm_preset, run_pitfall_lm
+    from distill.study.pitfall_lm_report import markdown
+    from envs.fileio import atomic_write_text
+
+    if args.jobs != 1 or args.device != "cpu":
+        print("error: a pitfall_lm preset runs on one CPU thread (no --jobs, no --device)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        preset = load_lm_preset(args.preset)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out or ROOT / "runs" / f"study-{preset.name}"
+    started = time.perf_counter()
+    if args.report_only:
+        results = gather(preset, out)
+        if not results["units"]:
+            print(f"error: {out} holds no unit of preset {preset.name!r}; run it first",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    else:
+        calls = _begin_call(out, 1)
+        finished = False
+        try:
+            results = run_pitfall_lm(preset, out, progress=not args.quiet)
+            finished = True
+        finally:
+            _end_call(out, calls, time.perf_counter() - started, finished)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, one torch thread"
+    header = (
+        f"Preset `{preset.name}` ({_shown(preset.source)}): {len(preset.seeds)} seeds per arm, "
+        f"{preset.eval['episodes']} held-out episodes ({preset.eval['panel']}) at temperature "
+        f"{preset.temperature:g}; machine: {machine}; the units' compute "
+        f"{results['seconds'] / 60:.1f} min{_elapsed(_read_calls(out))}.\n\n"
+    )
+    table = markdown(results, preset)
+    atomic_write_text(out / "summary.md", header + table)
+    if args.docs:
+        command = f"python tools/study.py --preset {args.preset}"
+        markers = (f"<!-- {preset.name}:begin -->", f"<!-- {preset.name}:end -->")
+        write_docs(args.docs, header + table, [], out, command, markers=markers,
+                   folder=preset.name)  # fmt: skip
+    print(header + table)
+    print(f"results: {out / 'results.json'}  tables: {out / 'summary.md'}")
     print(f"this call: {(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
