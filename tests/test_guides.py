@@ -1,4 +1,6 @@
-"""The guides' code blocks run as written (docs/writing-an-env.md, docs/writing-an-agent.md)."""
+"""The guides' env and agent do what the guides say (docs/writing-an-env.md,
+docs/writing-an-agent.md). That every block runs as written is tests/test_docs_snippets.py's
+job; these check the behaviour behind them, and the distill commands in a short version."""
 
 from __future__ import annotations
 
@@ -106,12 +108,6 @@ def test_the_env_guides_commands_check_benchmark_and_distill_an_outside_env(
     assert (tmp_path / "runs" / "coinroom-opd" / "final" / "config.json").exists()
 
 
-@pytest.mark.slow
-def test_the_env_guides_commands_run_exactly_as_written(tmp_path: Path) -> None:
-    outputs = run_guide(tmp_path, None)
-    assert "opd on CoinRoom-v0: student after:  SR" in outputs[-1]
-
-
 @pytest.mark.parametrize("env_id", ["CoinRoom-v0"])
 def test_writing_an_agent_guide_runs(
     env_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -141,22 +137,3 @@ def test_writing_an_agent_guide_runs(
     finally:
         gym.registry.pop(env_id, None)
         sys.modules.pop("coinroom", None)
-
-
-def test_multiagent_guide_runs() -> None:
-    if "ToolMath-v0" not in gym.registry:
-        pytest.skip("ToolMath-v0 is not registered")
-    # Run as a script would be, so the `if __name__ == "__main__":` part runs too.
-    namespace: dict = {"__name__": "__main__"}
-    for block in python_blocks("multiagent.md"):
-        exec(compile(block, "multiagent.md", "exec"), namespace)
-    assert set(namespace["turns"]) <= {"teacher", "student"} and namespace["turns"]
-    assert namespace["won"] == {"task_0": True, "task_1": True}
-
-
-def test_robustness_guide_runs() -> None:
-    blocks = python_blocks("robustness.md")
-    assert blocks
-    namespace: dict = {"__name__": "guide_robustness"}
-    for block in blocks:
-        exec(compile(block, "robustness.md", "exec"), namespace)
