@@ -4,6 +4,7 @@ one-line notice, and one-line errors."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -185,3 +186,17 @@ def test_benchmark_refuses_a_device_this_machine_lacks_in_one_line() -> None:
     )
     assert result.returncode == 2
     assert "--device: 'cuda:9' is not available" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("tool", ["collect", "distill", "study"])
+def test_tools_run_with_the_checkout_on_pythonpath(tool: str) -> None:
+    """tools/distill.py must not shadow the distill package when PYTHONPATH names the checkout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / f"{tool}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr

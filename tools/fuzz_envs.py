@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+# The checkout first, ahead of tools/ itself (whose distill.py would shadow the package),
+# even when PYTHONPATH already names it: runnable as a plain script from a checkout.
+sys.path.insert(0, str(ROOT))
 
 import gymnasium as gym  # noqa: E402
 

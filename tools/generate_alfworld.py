@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+# The checkout first, ahead of tools/ itself (whose distill.py would shadow the package),
+# even when PYTHONPATH already names it: runnable as a plain script from a checkout.
+sys.path.insert(0, str(ROOT))
 
 from envs.alfworld.data import SPLITS, TASK_TYPES, normalise_task_types, pack_directory  # noqa: E402
 from envs.alfworld.paths import OFFICIAL_VERSION_DIR  # noqa: E402

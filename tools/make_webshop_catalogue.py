@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The checkout first, ahead of tools/ itself (whose distill.py would shadow the package),
+# even when PYTHONPATH already names it: runnable as a plain script from a checkout.
+sys.path.insert(0, str(ROOT))
 
 from envs.fileio import atomic_write_text  # noqa: E402
 from envs.webshop.catalogue import (  # noqa: E402

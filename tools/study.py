@@ -33,8 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# The checkout first, ahead of tools/ itself (whose distill.py would shadow the package),
+# even when PYTHONPATH already names it: runnable as a plain script from a checkout.
+sys.path.insert(0, str(ROOT))
 
 from distill.study.presets import PRESET_DIR, load_preset  # noqa: E402
 from tools._cli import HelpFormatter, add_device  # noqa: E402
