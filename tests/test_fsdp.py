@@ -84,7 +84,9 @@ def test_a_bad_parallelism_is_one_line() -> None:
     assert load_config(None, {"method": "opd", "teacher": "tiny", "parallelism": "fsdp"})
 
 
-def test_two_process_fsdp_trains_checkpoints_and_resumes(tmp_path: Path) -> None:
+def test_two_process_fsdp_trains_checkpoints_resumes_and_matches_one_process(
+    tmp_path: Path,
+) -> None:
     from transformers import AutoModelForCausalLM
 
     run = tmp_path / "run"
@@ -93,7 +95,11 @@ def test_two_process_fsdp_trains_checkpoints_and_resumes(tmp_path: Path) -> None
         ["opd", str(run), 2, True, "fsdp"],
         ["opd", str(run), 3, True, "ddp"],  # not sharded: refused in one line
     ]
+    # The same run on one process, uninterrupted: the sharded, resumed run must match it.
+    whole = tmp_path / "whole"
+    single = torchrun(tmp_path / "p1", 1, [["opd", str(whole), 2, False, "fsdp"]])
     output = finish(torchrun(tmp_path, 2, jobs))
+    finish(single)
     step = run / "checkpoints" / "step-00000002"
     manifest = json.loads((step / "COMPLETE").read_text())
     assert manifest["parallelism"] == "fsdp" and manifest["world_size"] == 2
@@ -103,6 +109,11 @@ def test_two_process_fsdp_trains_checkpoints_and_resumes(tmp_path: Path) -> None
     assert [row["step"] for row in rows] == [1, 2]  # the second job resumed after step 1
     assert all(torch.isfinite(torch.tensor(row["loss"])) and row["tokens"] > 0 for row in rows)
     assert "refused: cannot resume from" in output and "--nproc_per_node 2" in output
+    assert losses(run) == pytest.approx(losses(whole), rel=1e-4, abs=1e-6)
+    sharded, one_process = weights_of(run / "final"), weights_of(whole / "final")
+    assert sharded.keys() == one_process.keys()
+    for name in sharded:
+        assert torch.allclose(sharded[name], one_process[name], atol=1e-5), name
     # final/ is one consolidated model in the usual layout.
     model = AutoModelForCausalLM.from_pretrained(run / "final")
     assert sum(p.numel() for p in model.parameters()) > 0
