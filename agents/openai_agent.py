@@ -519,7 +519,7 @@ class OpenAIAgent(TurnTakingAgent):
             prompt_ids=[int(x) for x in prompt_ids] if isinstance(prompt_ids, list) else None,
             completion_ids=completion_ids,
             logprobs=logprobs,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=_finish_reason(choice),
             parsed=parsed.found,
             tokens=tokens,
             extra=extra,
@@ -595,7 +595,7 @@ class OpenAIAgent(TurnTakingAgent):
             prompt_ids=list(prompt_ids),
             completion_ids=completion_ids,
             logprobs=[float(v) for v in values],
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=_finish_reason(choice),
             parsed=parsed.found,
         )
 
@@ -874,6 +874,19 @@ def _error_message(error: urllib.error.HTTPError) -> str:
     except ValueError:
         pass
     return body[:300] or str(error.reason)
+
+
+def _finish_reason(choice: dict[str, Any]) -> str | None:
+    """The choice's finish reason in the trajectory schema's words: ``stop`` or ``length``.
+
+    A server with a tool-call parser (vLLM's ``--tool-call-parser``) ends a turn whose
+    calls it parsed with ``tool_calls``; generation stopped there as at any end of
+    sequence, so the record says ``stop`` like an in-process model's would.
+    """
+    reason = choice.get("finish_reason")
+    if reason in ("tool_calls", "function_call"):
+        return "stop"
+    return reason if isinstance(reason, str) else None
 
 
 def _first_choice(reply: Any, url: str) -> dict[str, Any]:

@@ -177,11 +177,11 @@ def reply(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
     handler.wfile.write(payload)
 
 
-def chat_reply(content: str, **message) -> bytes:
+def chat_reply(content: str | None, finish_reason: str = "stop", **message) -> bytes:
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": content, **message},
-        "finish_reason": "stop",
+        "finish_reason": finish_reason,
     }
     return json.dumps({"choices": [choice]}).encode()
 
@@ -298,7 +298,8 @@ def test_structured_tool_calls_become_tool_call_blocks_and_ids_flow_back() -> No
     ]
 
     def answer(handler, body) -> None:
-        reply(handler, 200, chat_reply("", tool_calls=calls))
+        # As vLLM answers with --tool-call-parser: no content, the calls, finish "tool_calls".
+        reply(handler, 200, chat_reply(None, finish_reason="tool_calls", tool_calls=calls))
 
     with fake_server(answer) as (url, bodies):
         agent = OpenAIAgent(url, "m", **FAST)
@@ -306,6 +307,7 @@ def test_structured_tool_calls_become_tool_call_blocks_and_ids_flow_back() -> No
         action = agent.act("What is 1+2?", info)
         assert action == '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
         assert bodies[-1]["tools"] == tools and "stop" not in bodies[-1]
+        assert agent.last_turn.finish_reason == "stop"  # the trajectory schema's word for it
         results = [{"name": "add", "ok": True, "content": "3"}]
         agent.act(
             "<tool_response>\n3\n</tool_response>", {**info, "turn": 1, "tool_results": results}
