@@ -200,3 +200,29 @@ def test_tools_run_with_the_checkout_on_pythonpath(tool: str) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_sft_without_a_winning_demonstration_is_one_line(tmp_path: Path) -> None:
+    """The expert cannot finish a ToolMath task in one turn: nothing to imitate, said plainly."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "distill.py"),
+            "--config",
+            "sft",
+            "--set",
+            "demo_episodes=2",
+            "--max-turns",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no expert demonstrations were kept: 0 of 2"), last
+    assert "successful_only: false" in last and "Traceback" not in result.stderr

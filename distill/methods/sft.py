@@ -89,8 +89,12 @@ def prepare(ctx: Any) -> None:
         "demo_units": float(len(examples)),
     }
     if not examples:
-        raise RuntimeError(
-            f"no {who} demonstrations were kept (successful_only={config.successful_only})"
+        # A setting that cannot train (a weak demonstrator, too few episodes), not a crash.
+        won = sum(1 for r in rollouts if r.won)
+        raise ConfigError(
+            f"no {who} demonstrations were kept: {won} of {len(rollouts)} demonstration "
+            f"episodes won (successful_only={config.successful_only}); use a demonstrator "
+            "that succeeds, raise demo_episodes or max_turns, or set successful_only: false"
         )
 
 
