@@ -640,6 +640,10 @@ class GuardedVerifier:
         environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_root, environ.get("PYTHONPATH")) if p
         )
+        # The check is single-threaded; a thread pool per core (OpenMP, OpenBLAS) would only
+        # reserve address space under the cap, more of it the more cores the machine has.
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            environ[variable] = "1"
         self._process = subprocess.Popen(
             [sys.executable, "-m", "envs.alfworld.generate", "--verifier", str(self.memory_mb)],
             stdin=subprocess.PIPE,
