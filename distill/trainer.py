@@ -41,7 +41,7 @@ from distill.lora import apply_lora, save_final
 from distill.losses import aggregate
 from distill.memory import enable_activation_checkpointing
 from distill.methods import METHODS
-from distill.metrics import MetricsLog, StepLog, plot_curves, rollout_rows
+from distill.metrics import MetricsLog, StepLog, plot_curves, read_metrics, rollout_rows
 from distill.models import (
     check_shared_vocabulary,
     check_teacher_tokens,
@@ -272,6 +272,21 @@ def _probe_prompts(collector: Any, student: Any) -> list[str]:
     return [text, "Numbers 0 7 42 1,234 3.14 -5 and words: déjà vu, naïve, \u2192 \U0001f600."]
 
 
+def _measured_so_far(run_dir: Path) -> dict[str, Any]:
+    """The first and the newest evaluations in ``run_dir/metrics.jsonl``, as a summary."""
+    evaluations = [
+        (row.get("step"), {k: v for k, v in row.items() if k.startswith("eval_")})
+        for row in read_metrics(run_dir / "metrics.jsonl")
+    ]
+    evaluations = [(step, found) for step, found in evaluations if found]
+    summary: dict[str, Any] = {}
+    if evaluations and evaluations[0][0] == 0:
+        summary["initial"] = evaluations[0][1]
+    if evaluations and evaluations[-1][0] != 0:
+        summary["final"] = evaluations[-1][1]
+    return summary
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run ``config`` to ``total_steps`` (from the newest checkpoint with ``resume``); returns a summary.
 
@@ -423,7 +438,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         if config.dtype == "bfloat16"
         else contextlib.nullcontext()
     )
-    summary: dict[str, Any] = {}
+    # A resumed run keeps what it had measured before the stop (its summary.json is rewritten
+    # at the end: resuming a finished run must not blank it).
+    summary: dict[str, Any] = _measured_so_far(run_dir) if checkpoint is not None else {}
     tracker = None
     if config.target_eval_sr is not None and rank == 0:
         from distill.target import TargetTracker

@@ -273,6 +273,18 @@ def test_a_killed_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     assert [r["loss"] for r in rows_b] == pytest.approx([r["loss"] for r in rows_a], abs=1e-6)
 
 
+def test_resuming_a_finished_run_keeps_its_summary(tmp_path: Path) -> None:
+    """--resume on a run that had ended re-reports its evaluations; summary.json is not blanked."""
+    from distill.trainer import train
+
+    config = small_config("sft", tmp_path)
+    first = train(config, progress=False)
+    assert set(first) == {"initial", "final"} and "eval_sr" in first["final"]
+    again = train(config, resume=True, progress=False)
+    assert again == first
+    assert json.loads((tmp_path / "summary.json").read_text()) == first
+
+
 @pytest.mark.slow
 def test_resume_passes_over_a_damaged_checkpoint_and_clears_stale_staging(tmp_path: Path) -> None:
     from distill.checkpoint import CheckpointError
