@@ -72,29 +72,25 @@ def test_the_same_thing_has_the_same_flag_in_every_tool(helps: dict[str, str]) -
             assert old not in text, (tool, old)
 
 
+def run_tool(tool: str, *args: str, timeout: float, cwd: Path | None = None):
+    """``tools/<tool>.py args`` in a fresh interpreter, as a user runs it; output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
 def test_benchmark_takes_max_turns_and_the_old_max_steps_with_a_notice(tmp_path: Path) -> None:
     outputs = []
     for flag in ("--max-turns", "--max-steps"):
         out = tmp_path / f"{flag}.json"
-        result = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "tools" / "benchmark.py"),
-                "--env",
-                "ToolMath-v0",
-                "--agent",
-                "random",
-                "--episodes",
-                "2",
-                flag,
-                "1",
-                "--no-plot",
-                "--quiet",
-                "--out",
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
+        result = run_tool(
+            "benchmark",
+            *("--env", "ToolMath-v0", "--agent", "random", "--episodes", "2", flag, "1"),
+            *("--no-plot", "--quiet", "--out", str(out)),
             timeout=120,
             cwd=tmp_path,
         )
@@ -204,22 +200,10 @@ def test_tools_run_with_the_checkout_on_pythonpath(tool: str) -> None:
 
 def test_sft_without_a_winning_demonstration_is_one_line(tmp_path: Path) -> None:
     """The expert cannot finish a ToolMath task in one turn: nothing to imitate, said plainly."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "distill.py"),
-            "--config",
-            "sft",
-            "--set",
-            "demo_episodes=2",
-            "--max-turns",
-            "1",
-            "--out",
-            str(tmp_path / "run"),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
+    result = run_tool(
+        "distill",
+        *("--config", "sft", "--set", "demo_episodes=2", "--max-turns", "1"),
+        *("--out", str(tmp_path / "run"), "--quiet"),
         timeout=300,
     )
     assert result.returncode == 2, result.stderr
