@@ -533,3 +533,32 @@ def test_each_step_collects_its_rollouts_once_and_writes_the_ones_it_trains_on(
     rows = [json.loads(line) for line in (tmp_path / "run" / "trajectories.jsonl").open()]
     # the trajectories written are the rollouts trained on: one row per trained turn, per step
     assert [sum(1 for r in rows if r["step"] == s + 1) for s in made] == trained_turns
+
+
+@pytest.mark.parametrize(
+    ("env_id", "announced"),
+    [
+        ("ToolMath-v0", "about 28 min (measured) on a 2-core CPU"),
+        ("ALFWorld-v0", "2 to 3.5 hours (estimated from its measured parts) on a 2-core CPU"),
+        ("FunctionCall-v0", "not measured for this env: the progress bars estimate it"),
+    ],
+)
+def test_a_teacher_build_announces_its_time_on_that_env(
+    env_id: str,
+    announced: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The line printed before a recipe build gives that env's time, not ToolMath's for all."""
+    import distill.recipe as recipe_module
+    import distill.trainer
+
+    monkeypatch.setenv("MENTORGYM_CACHE", str(tmp_path))
+    monkeypatch.setattr(distill.trainer, "train", lambda config, resume, progress: {})
+    config = load_config(None, {"method": "opd", "teacher": "recipe", "env_id": env_id})
+    final = recipe_module.ensure_recipe_teacher(config, quiet=True)
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith(f"building the embedded teacher for {env_id} in {tmp_path}")
+    assert f"; {announced};" in line
+    assert final == str(tmp_path / "teachers" / recipe_module.recipe_teacher_name(config) / "final")
