@@ -118,10 +118,10 @@ def ensure_recipe_teacher(config: TrainConfig, *, quiet: bool) -> str:
         if teacher_config.target_eval_sr is not None
         else f"{teacher_config.total_steps:,} steps"
     )
-    duration = BUILD_TIME_2_CPUS.get(config.env_id)
+    known = BUILD_TIME_2_CPUS.get(config.env_id)
     duration = (
-        f"{duration} on a 2-core CPU"
-        if duration
+        f"{known} on a 2-core CPU"
+        if known
         else "not measured for this env: the progress bars estimate it"
     )
     resumed = latest_checkpoint(folder) is not None

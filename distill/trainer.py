@@ -272,11 +272,15 @@ def _probe_prompts(collector: Any, student: Any) -> list[str]:
     return [text, "Numbers 0 7 42 1,234 3.14 -5 and words: déjà vu, naïve, \u2192 \U0001f600."]
 
 
+def _evaluation(row: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation fields (``eval_*``) of a metrics row; empty if it holds none."""
+    return {key: value for key, value in row.items() if key.startswith("eval_")}
+
+
 def _measured_so_far(run_dir: Path) -> dict[str, Any]:
     """The first and the newest evaluations in ``run_dir/metrics.jsonl``, as a summary."""
     evaluations = [
-        (row.get("step"), {k: v for k, v in row.items() if k.startswith("eval_")})
-        for row in read_metrics(run_dir / "metrics.jsonl")
+        (row.get("step"), _evaluation(row)) for row in read_metrics(run_dir / "metrics.jsonl")
     ]
     evaluations = [(step, found) for step, found in evaluations if found]
     summary: dict[str, Any] = {}
@@ -582,9 +586,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                     keep=config.keep_checkpoints,
                     config=config.to_dict(),
                 )
-            summary["final"] = {
-                k: v for k, v in row.items() if k.startswith("eval_")
-            } or summary.get("final", {})
+            summary["final"] = _evaluation(row) or summary.get("final", {})
             if stopped:
                 break
     finally:
